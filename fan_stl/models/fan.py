@@ -1,0 +1,911 @@
+""" FAN: Fully Attentional Networks, and the STL token-head models, for timm
+
+Papers:
+    - `Understanding The Robustness in Vision Transformers` - https://arxiv.org/abs/2204.12451
+    - `Fully Attentional Networks with Self-emerging Token Labeling` - https://arxiv.org/abs/2401.03844
+
+@inproceedings{zhou2022understanding,
+  title={Understanding The Robustness in Vision Transformers},
+  author={Zhou, Daquan and Yu, Zhiding and Xie, Enze and Xiao, Chaowei and Anandkumar, Anima and Feng, Jiashi and Alvarez, Jose M},
+  booktitle={International Conference on Machine Learning},
+  year={2022}
+}
+@inproceedings{zhao2023fully,
+  title={Fully Attentional Networks with Self-emerging Token Labeling},
+  author={Zhao, Bingyin and Yu, Zhiding and Lan, Shiyi and Cheng, Yutao and Anandkumar, Anima and Lao, Yingjie and Alvarez, Jose M},
+  booktitle={International Conference on Computer Vision},
+  year={2023}
+}
+
+A clean-room implementation written for timm >= 1.0 from a description of the official NVlabs models. It keeps the
+official state-dict layout (so the released checkpoints load strictly) and every numeric quirk of the trained
+networks, while computing them without the official code's redundant work: attention through
+`F.scaled_dot_product_attention`, the channel attention as a handful of fused reductions, no module state written
+in `forward`, token grids passed as arguments.
+
+Token-head models (`*_tl`: the FAN token labeler of STL stage 1, `*_stl`: the STL student of stage 2) add a
+per-token classifier `aux_head`. Their `forward` returns `cls_logits + 0.5 * token_logits.max(1)` (the evaluation
+rule behind STL's published numbers); `fuse_token_logits=False` selects the class head alone, `forward_dense`
+returns both logits, and `set_token_label_training(True)` makes a training-mode `forward` return them too.
+"""
+from functools import partial
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, LayerNorm2d, trunc_normal_, use_fused_attn
+from timm.models import (
+    build_model_with_cfg,
+    checkpoint,
+    generate_default_cfgs,
+    register_model,
+    register_model_deprecations,
+)
+from timm.models._features import feature_take_indices
+from timm.models.convnext import ConvNeXtStage
+from timm.models.xcit import ClassAttentionBlock, PositionalEncodingFourier
+
+__all__ = ['FAN']  # model_registry will add each entrypoint fn to this
+
+TOKEN_STRIDE = 16
+AUX_LOGITS_WEIGHT = 0.5
+
+
+def _device_dtype(module: nn.Module) -> dict:
+    param = next(module.parameters())
+    return {'device': param.device, 'dtype': param.dtype}
+
+
+class ConvPatchEmbed(nn.Module):
+    """ Four stride-2 3x3 conv + BatchNorm layers (GELU between them): image -> stride-16 feature map. """
+
+    def __init__(self, in_chans: int = 3, embed_dim: int = 384, device=None, dtype=None):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        widths = (embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim)
+        layers: List[nn.Module] = []
+        prev = in_chans
+        for i, width in enumerate(widths):
+            if i:
+                layers.append(nn.GELU())
+            layers.append(nn.Sequential(
+                nn.Conv2d(prev, width, kernel_size=3, stride=2, padding=1, bias=False, **dd),
+                nn.BatchNorm2d(width, **dd),
+            ))
+            prev = width
+        self.proj = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class ConvNeXtStem(nn.Module):
+    """ The two-stage ConvNeXt trunk of the hybrid models (stride 4 and 8 feature maps). """
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            depths: Sequence[int] = (3, 3),
+            dims: Sequence[int] = (128, 256),
+            device=None,
+            dtype=None,
+    ):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, dims[0], kernel_size=4, stride=4, **dd),
+            LayerNorm2d(dims[0], eps=1e-6, **dd),
+        )
+        stage_args = dict(ls_init_value=1e-6, conv_mlp=True, norm_layer=LayerNorm2d, **dd)
+        self.stages = nn.Sequential(
+            ConvNeXtStage(dims[0], dims[0], stride=1, depth=depths[0], **stage_args),
+            ConvNeXtStage(dims[0], dims[1], stride=2, depth=depths[1], **stage_args),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+class HybridEmbed(nn.Module):
+    """ ConvNeXt trunk followed by a 2x2 stride-2 projection to the token width (token stride 16). """
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            embed_dim: int = 384,
+            depths: Sequence[int] = (3, 3),
+            dims: Sequence[int] = (128, 256),
+            device=None,
+            dtype=None,
+    ):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        self.backbone = ConvNeXtStem(in_chans, depths=depths, dims=dims, **dd)
+        self.proj = nn.Conv2d(dims[-1], embed_dim, kernel_size=2, stride=2, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.backbone(x))
+
+
+class TokenMixing(nn.Module):
+    """ Multi-head self-attention over tokens with separate `q` and fused `kv` projections. """
+    fused_attn: torch.jit.Final[bool]
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int = 8,
+            qkv_bias: bool = True,
+            attn_drop: float = 0.,
+            proj_drop: float = 0.,
+            device=None,
+            dtype=None,
+    ):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        assert dim % num_heads == 0, f'dim {dim} must be divisible by num_heads {num_heads}'
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused_attn = use_fused_attn()
+        self.q = nn.Linear(dim, dim, bias=qkv_bias, **dd)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias, **dd)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim, **dd)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.fused_attn:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = self.attn_drop(attn.softmax(dim=-1))
+            x = attn @ v
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class DWConv(nn.Module):
+    """ Depthwise 3x3 conv -> GELU -> BatchNorm -> depthwise 3x3 conv on a token sequence laid out as a grid. """
+
+    def __init__(self, dim: int, device=None, dtype=None):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, **dd)
+        self.act = nn.GELU()
+        self.bn = nn.BatchNorm2d(dim, **dd)
+        self.conv2 = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, **dd)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        B, N, C = x.shape
+        # (B, N, C) viewed as NCHW is already channels-last in memory: no copy on the way in or out
+        x = x.transpose(1, 2).reshape(B, C, H, W)
+        x = self.conv2(self.bn(self.act(self.conv1(x))))
+        return x.flatten(2).transpose(1, 2)
+
+
+class ValueMlp(nn.Module):
+    """ The value path of channel processing: fc1 -> (+ gamma * DWConv) -> fc2.
+
+    As in the trained official networks there is no activation after `fc1`; the only non-linearity is the GELU
+    inside `DWConv`.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0., device=None, dtype=None):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(hidden_dim, **dd))
+        self.fc1 = nn.Linear(dim, hidden_dim, **dd)
+        self.dwconv = DWConv(hidden_dim, **dd)
+        self.fc2 = nn.Linear(hidden_dim, dim, **dd)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        x = self.fc1(x)
+        x = x + self.gamma * self.drop(self.dwconv(x, H, W))
+        return self.drop(self.fc2(x))
+
+
+class ChannelProcessing(nn.Module):
+    """ Attentional channel processing (FAN paper Eq. 7, as trained).
+
+    For the normalised input X (B, N, C) split into heads of d channels, with softmax taken over tokens:
+        k[n, h]  = mean_j softmax_n(X)[n, h, j]
+        A[h, j]  = temperature[h] * sigmoid(sum_n softmax_n(q(X))[n, h, j] * k[n, h])
+        out      = A * norm_v(mlp_v(X))
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int = 8,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            attn_drop: float = 0.,
+            drop: float = 0.,
+            device=None,
+            dtype=None,
+    ):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        assert dim % num_heads == 0, f'dim {dim} must be divisible by num_heads {num_heads}'
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1, **dd))
+        self.mlp_v = ValueMlp(dim, int(dim * mlp_ratio), drop=drop, **dd)
+        self.norm_v = nn.LayerNorm(dim, **dd)  # eps 1e-5, unlike the blocks' norms
+        self.q = nn.Linear(dim, dim, bias=qkv_bias, **dd)
+        self.attn_drop = nn.Dropout(attn_drop)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        B, N, C = x.shape
+        h = self.num_heads
+        v = self.norm_v(self.mlp_v(x, H, W))
+        q = self.q(x).softmax(dim=1).reshape(B, N, h, C // h)
+        k = x.softmax(dim=1).reshape(B, N, h, C // h).mean(dim=-1)
+        attn = torch.einsum('bnhd,bnh->bhd', q, k).sigmoid() * self.temperature.reshape(1, h, 1)
+        attn = self.attn_drop(attn)
+        return v * attn.reshape(B, 1, C)
+
+
+class FANBlock(nn.Module):
+    """ Pre-norm block: token mixing (self-attention) then channel processing, each with layer scale. """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            attn_drop: float = 0.,
+            drop_path: float = 0.,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            eta: float = 1.,
+            device=None,
+            dtype=None,
+    ):
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        self.gamma1 = nn.Parameter(eta * torch.ones(dim, **dd))
+        self.gamma2 = nn.Parameter(eta * torch.ones(dim, **dd))
+        self.norm1 = norm_layer(dim, **dd)
+        self.attn = TokenMixing(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, **dd)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = norm_layer(dim, **dd)
+        self.mlp = ChannelProcessing(
+            dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop, drop=proj_drop,
+            **dd)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        x = x + self.drop_path(self.gamma1 * self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x), H, W))
+        return x
+
+
+class FAN(nn.Module):
+    """ Fully Attentional Network (ViT or ConvNeXt-hybrid stem), optionally with a per-token STL head. """
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'token',
+            embed_dim: int = 384,
+            depth: int = 12,
+            num_heads: int = 8,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            stem_depths: Optional[Sequence[int]] = None,
+            cls_attn_layers: int = 2,
+            eta: float = 1.,
+            drop_rate: float = 0.,
+            pos_drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            attn_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+            head_init_scale: float = 1.,
+            aux_head: bool = False,
+            fuse_token_logits: bool = True,
+            device=None,
+            dtype=None,
+    ):
+        """
+        Args:
+            in_chans: Number of input image channels.
+            num_classes: Number of classes of the class head (and of the token head, if any).
+            global_pool: Pooling before the head: 'token' (class token, as trained), 'avg' (mean of patch
+                tokens) or '' (none, all tokens are returned).
+            embed_dim: Token width.
+            depth: Number of FAN blocks.
+            num_heads: Attention heads of the FAN blocks and the class-attention blocks.
+            mlp_ratio: Hidden-width ratio of the value MLP and the class-attention MLP.
+            qkv_bias: Bias in the q/kv projections.
+            stem_depths: Block counts of the two ConvNeXt stages of a hybrid stem; None for the ViT conv stem.
+            cls_attn_layers: Number of class-attention blocks.
+            eta: Layer-scale initial value.
+            drop_rate: Classifier dropout.
+            pos_drop_rate: Dropout after the positional encoding.
+            proj_drop_rate: Dropout after projections and MLPs.
+            attn_drop_rate: Attention dropout.
+            drop_path_rate: Stochastic depth rate, the same for every FAN block (as trained).
+            head_init_scale: Scale of the initial classifier weights.
+            aux_head: Add the per-token classifier of the STL token labeler / student.
+            fuse_token_logits: For token-head models, `forward` returns `cls + 0.5 * max_n(token)` logits when True
+                (STL's evaluation rule) and the class-head logits alone when False.
+        """
+        dd = {'device': device, 'dtype': dtype}
+        super().__init__()
+        assert global_pool in ('', 'avg', 'token'), f'global_pool must be "", "avg" or "token", not {global_pool!r}'
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.global_pool = global_pool
+        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
+        self.num_prefix_tokens = 1
+        self.fuse_token_logits = fuse_token_logits
+        self.token_label_training = False
+        self.grad_checkpointing = False
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **dd))
+        if stem_depths is None:
+            self.patch_embed = ConvPatchEmbed(in_chans, embed_dim, **dd)
+            stem_info = []
+        else:
+            self.patch_embed = HybridEmbed(in_chans, embed_dim, depths=stem_depths, **dd)
+            stem_info = [
+                dict(num_chs=128, reduction=4, module='patch_embed.backbone.stages.0'),
+                dict(num_chs=256, reduction=8, module='patch_embed.backbone.stages.1'),
+            ]
+        self.pos_embed = PositionalEncodingFourier(hidden_dim=32, dim=embed_dim, **dd)
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.blocks = nn.ModuleList([
+            FANBlock(
+                embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                drop_path=drop_path_rate,
+                norm_layer=norm_layer,
+                eta=eta,
+                **dd,
+            )
+            for _ in range(depth)])
+        self.feature_info = stem_info + [
+            dict(num_chs=embed_dim, reduction=TOKEN_STRIDE, module=f'blocks.{i}') for i in range(depth)]
+        self.cls_attn_blocks = nn.ModuleList([
+            ClassAttentionBlock(
+                embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                norm_layer=norm_layer,
+                eta=eta,
+                tokens_norm=True,
+                **dd,
+            )
+            for _ in range(cls_attn_layers)])
+        self.norm = norm_layer(embed_dim, **dd)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        if aux_head:
+            self.aux_head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        else:
+            self.aux_head = None
+
+        if self.cls_token.device.type != 'meta':
+            self.init_weights(head_init_scale)
+
+    @torch.no_grad()
+    def init_weights(self, head_init_scale: float = 1.) -> None:
+        """ Initialise for training from scratch (pretrained weights overwrite all of it). """
+        trunc_normal_(self.cls_token, std=.02)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear) or (name.startswith('patch_embed.backbone') and isinstance(module, nn.Conv2d)):
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, DWConv):
+                for conv in (module.conv1, module.conv2):
+                    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+                    nn.init.normal_(conv.weight, 0, (2. / fan_out) ** 0.5)
+                    nn.init.zeros_(conv.bias)
+        if isinstance(self.head, nn.Linear):
+            self.head.weight.mul_(head_init_scale)
+            self.head.bias.mul_(head_init_scale)
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        # As trained: only the class token is exempt (with 1-D params, which the optimizer factory exempts anyway).
+        return {'cls_token'}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^cls_token|^pos_embed|^patch_embed',
+            blocks=[(r'^blocks\.(\d+)', None), (r'^cls_attn_blocks\.(\d+)', (99999,)), (r'^norm', (99999,))],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        if isinstance(self.patch_embed, HybridEmbed):
+            for stage in self.patch_embed.backbone.stages:
+                stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def set_token_label_training(self, enable: bool = True) -> None:
+        """ Make a training-mode `forward` return `(cls_logits, token_logits)` for the token-labeling loss. """
+        if enable and self.aux_head is None:
+            raise ValueError(
+                'This FAN model has no per-token head; token-label training needs a token-head model '
+                '(a `*_tl` or `*_stl` variant, or create_model(..., aux_head=True)).')
+        self.token_label_training = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """ Re-create the class head (and the token head, if present) for `num_classes`. """
+        dd = _device_dtype(self.patch_embed)
+        self.num_classes = num_classes
+        if global_pool is not None:
+            assert global_pool in ('', 'avg', 'token'), 'global_pool must be "", "avg" or "token"'
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
+        if self.aux_head is not None:
+            self.aux_head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+            self.aux_head.train(self.training)
+
+    def _check_input_size(self, x: torch.Tensor) -> None:
+        H, W = x.shape[-2:]
+        if H % TOKEN_STRIDE or W % TOKEN_STRIDE or H < TOKEN_STRIDE or W < TOKEN_STRIDE:
+            raise ValueError(
+                f'FAN models need an input height and width that are positive multiples of the token stride '
+                f'{TOKEN_STRIDE}; got {H}x{W}. Resize or crop the images, e.g. to '
+                f'{max(TOKEN_STRIDE, H // TOKEN_STRIDE * TOKEN_STRIDE)}x{max(TOKEN_STRIDE, W // TOKEN_STRIDE * TOKEN_STRIDE)}.')
+
+    def _tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """ Flatten a (B, C, H, W) map to tokens and add the Fourier positional encoding of its grid. """
+        x = x.flatten(2).transpose(1, 2)
+        pos = self.pos_embed(1, H, W).flatten(2).transpose(1, 2)
+        return self.pos_drop(x + pos)
+
+    def _block(self, blk: nn.Module, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint(blk, x, H, W)
+        return blk(x, H, W)
+
+    def _forward_cls(self, x: torch.Tensor) -> torch.Tensor:
+        """ Append the class token after the FAN blocks and run the class-attention blocks. """
+        if self.cls_token is None:
+            return x
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        for blk in self.cls_attn_blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x)
+            else:
+                x = blk(x)
+        return x
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """ Forward features that returns intermediates.
+
+        Feature indices run over `feature_info`: for hybrids the two ConvNeXt stages (stride 4 and 8) come first,
+        then one entry per FAN block (stride 16).
+
+        Args:
+            x: Input image tensor.
+            indices: Take last n features if int, all if None, select matching indices if sequence.
+            norm: Apply the final norm layer to the FAN-block intermediates.
+            stop_early: Stop iterating over blocks when the last desired intermediate is reached.
+            output_fmt: 'NCHW' maps or 'NLC' token sequences.
+            intermediates_only: Only return intermediate features.
+        """
+        assert output_fmt in ('NCHW', 'NLC'), 'Output format must be one of NCHW or NLC.'
+        self._check_input_size(x)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        num_stem = len(self.feature_info) - len(self.blocks)
+        intermediates = []
+
+        if num_stem:
+            backbone = self.patch_embed.backbone
+            x = backbone.stem(x)
+            for i, stage in enumerate(backbone.stages):
+                x = stage(x)
+                if i in take_indices:
+                    intermediates.append(x if output_fmt == 'NCHW' else x.flatten(2).transpose(1, 2))
+            x = self.patch_embed.proj(x)
+        else:
+            x = self.patch_embed(x)
+        B, _, H, W = x.shape
+        x = self._tokens(x, H, W)
+
+        blocks = self.blocks
+        if stop_early and not torch.jit.is_scripting():
+            blocks = self.blocks[:max(0, max_index - num_stem + 1)]
+        for i, blk in enumerate(blocks):
+            x = self._block(blk, x, H, W)
+            if i + num_stem in take_indices:
+                y = self.norm(x) if norm else x
+                intermediates.append(y.transpose(1, 2).reshape(B, -1, H, W) if output_fmt == 'NCHW' else y)
+
+        if intermediates_only:
+            return intermediates
+        x = self.norm(self._forward_cls(x))
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """ Prune the layers not needed for the requested intermediates. """
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        num_stem = len(self.feature_info) - len(self.blocks)
+        self.blocks = self.blocks[:max(0, max_index - num_stem + 1)]
+        self.feature_info = self.feature_info[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.cls_attn_blocks = nn.ModuleList()
+            self.cls_token = None
+            self.num_prefix_tokens = 0
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """ Image -> normalised tokens (B, 1 + N, C), class token first. """
+        self._check_input_size(x)
+        x = self.patch_embed(x)
+        H, W = x.shape[-2:]
+        x = self._tokens(x, H, W)
+        for blk in self.blocks:
+            x = self._block(blk, x, H, W)
+        return self.norm(self._forward_cls(x))
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.global_pool == 'avg':
+            return x[:, self.num_prefix_tokens:].mean(dim=1)
+        if self.global_pool == 'token':
+            return x[:, 0]
+        return x
+
+    def forward_head(
+            self,
+            x: torch.Tensor,
+            pre_logits: bool = False,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """ Tokens -> logits (see the module docstring for the token-head output rule). """
+        logits = self.head_drop(self._pool(x))
+        if pre_logits:
+            return logits
+        logits = self.head(logits)
+        if self.aux_head is None or self.num_classes == 0 or not self.global_pool:
+            return logits
+        token_logits = self.aux_head(x[:, self.num_prefix_tokens:])
+        if self.token_label_training and self.training and not torch.jit.is_scripting():
+            return logits, token_logits
+        if self.fuse_token_logits:
+            return logits + AUX_LOGITS_WEIGHT * token_logits.amax(dim=1)
+        return logits
+
+    def forward_dense(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ Image -> `(cls_logits (B, K), token_logits (B, N, K))`, whatever the mode and flags. """
+        if self.aux_head is None or self.num_classes == 0:
+            raise ValueError(
+                'forward_dense needs a token-head model with classifier heads (a `*_tl` / `*_stl` variant, '
+                'num_classes > 0).')
+        x = self.forward_features(x)
+        cls_logits = self.head(self.head_drop(self._pool(x)))
+        return cls_logits, self.aux_head(x[:, self.num_prefix_tokens:])
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        x = self.forward_features(x)
+        return self.forward_head(x)
+
+
+def checkpoint_filter_fn(state_dict: dict, model: FAN) -> dict:
+    """ Convert an official FAN / STL checkpoint (flat or a training dict) to this model's layout.
+
+    Accepts the sub-dicts `state_dict_ema` / `model_ema` / `state_dict` / `model` (EMA first), strips `module.` and
+    `_orig_mod.` prefixes, renames the early `pos_embeder.` keys, splits fused class-attention `qkv` weights, and
+    drops `aux_head.*` when a token-model checkpoint is loaded into a model without a token head.
+    """
+    for key in ('state_dict_ema', 'model_ema', 'state_dict', 'model'):
+        if isinstance(state_dict.get(key), dict):
+            state_dict = state_dict[key]
+            break
+    has_aux = getattr(model, 'aux_head', None) is not None
+    out = {}
+    for k, v in state_dict.items():
+        for prefix in ('module.', '_orig_mod.'):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        k = k.replace('pos_embeder.', 'pos_embed.')
+        if k.startswith('aux_head.') and not has_aux:
+            continue
+        if '.attn.qkv.' in k and k.startswith('cls_attn_blocks.'):
+            for name, part in zip(('q', 'k', 'v'), v.chunk(3, dim=0)):
+                out[k.replace('.qkv.', f'.{name}.')] = part
+            continue
+        out[k] = v
+    return out
+
+
+def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
+    stem = kwargs.get('stem_depths') is not None
+    default_out_indices = (0, 1, -1) if stem else 3
+    out_indices = kwargs.pop('out_indices', default_out_indices)
+    return build_model_with_cfg(
+        FAN,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+        **kwargs,
+    )
+
+
+FAN_RELEASE_URL = 'https://github.com/zhoudaquan/fully_attentional_network_ckpt/releases/download/v1.0.0/'
+HF_HUB_ORG = 'fan-stl'
+
+
+def _cfg(url: str = '', **kwargs) -> dict:
+    return {
+        'url': url,
+        'num_classes': 1000,
+        'input_size': (3, 224, 224),
+        'pool_size': None,
+        'crop_pct': 1.0,
+        'interpolation': 'bicubic',
+        'fixed_input_size': False,
+        'mean': IMAGENET_DEFAULT_MEAN,
+        'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'patch_embed.proj.0.0',
+        'classifier': 'head',
+        'license': 'other',
+        'paper_ids': 'arXiv:2204.12451',
+        'paper_name': 'Understanding The Robustness in Vision Transformers',
+        'origin_url': 'https://github.com/NVlabs/FAN',
+        **kwargs,
+    }
+
+
+def _hybrid_cfg(url: str = '', **kwargs) -> dict:
+    return _cfg(url=url, first_conv='patch_embed.backbone.stem.0', **kwargs)
+
+
+def _stl_cfg(**kwargs) -> dict:
+    return _hybrid_cfg(
+        classifier=('head', 'aux_head'),
+        license='cc-by-nc-sa-4.0',
+        paper_ids='arXiv:2401.03844',
+        paper_name='Fully Attentional Networks with Self-emerging Token Labeling',
+        origin_url='https://github.com/NVlabs/STL',
+        **kwargs,
+    )
+
+
+def _release(arch_tag: str, filename: str, hybrid: bool = False, **kwargs) -> Tuple[str, dict]:
+    """ A FAN weight published by the authors at a direct URL; its Hub copy lives under `HF_HUB_ORG`. """
+    cfg_fn = _hybrid_cfg if hybrid else _cfg
+    return arch_tag, cfg_fn(url=FAN_RELEASE_URL + filename, hf_hub_id=f'{HF_HUB_ORG}/{arch_tag}', **kwargs)
+
+
+_SIZES = {'t': 'tiny_8', 's': 'small_12', 'b': 'base_16', 'l': 'large_16'}
+
+default_cfgs = generate_default_cfgs(dict([
+    _release('fan_tiny_12_p16_224.in1k', 'fan_vit_tiny.pth.tar'),
+    _release('fan_small_12_p16_224.in1k', 'fan_vit_small.pth.tar'),
+    _release('fan_base_18_p16_224.in1k', 'fan_vit_base.pth.tar'),
+    ('fan_large_24_p16_224', _cfg()),
+    _release('fan_tiny_8_p4_hybrid.in1k', 'fan_hybrid_tiny.pth.tar', hybrid=True),
+    _release('fan_small_12_p4_hybrid.in1k', 'fan_hybrid_small.pth.tar', hybrid=True),
+    _release('fan_base_16_p4_hybrid.in22k_ft_in1k', 'fan_hybrid_base_in22k_1k.pth.tar', hybrid=True),
+    _release('fan_base_16_p4_hybrid.in22k_ft_in1k_384', 'fan_hybrid_base_in22k_1k_384.pth.tar', hybrid=True,
+             input_size=(3, 384, 384)),
+    _release('fan_base_16_p4_hybrid.in1k', 'fan_hybrid_base.pth.tar', hybrid=True),
+    _release('fan_large_16_p4_hybrid.in22k_ft_in1k', 'fan_hybrid_large_in22k_1k.pth.tar', hybrid=True),
+    _release('fan_large_16_p4_hybrid.in22k_ft_in1k_384', 'fan_hybrid_large_in22k_1k_384.pth.tar', hybrid=True,
+             input_size=(3, 384, 384)),
+] + [
+    # STL weights exist only on the authors' drive; their Hub copies share one repo per weight (short names)
+    (f'{arch}.in1k', _stl_cfg(hf_hub_id=f'{HF_HUB_ORG}/fan_{short}_hybrid_{kind}.in1k'))
+    for short, size in _SIZES.items()
+    for kind in ('tl', 'stl')
+    for arch in (f'fan_{size}_p4_hybrid_{kind}', f'fan_{short}_hybrid_{kind}')
+]))
+
+
+_VIT_ARGS = {
+    'fan_tiny_12_p16_224': dict(embed_dim=192, depth=12, num_heads=4),
+    'fan_small_12_p16_224': dict(embed_dim=384, depth=12, num_heads=8),
+    'fan_base_18_p16_224': dict(embed_dim=448, depth=18, num_heads=8),
+    'fan_large_24_p16_224': dict(embed_dim=480, depth=24, num_heads=10),
+}
+_HYBRID_ARGS = {
+    'tiny_8': dict(embed_dim=192, depth=8, num_heads=8, stem_depths=(3, 3)),
+    'small_12': dict(embed_dim=384, depth=10, num_heads=8, stem_depths=(3, 3)),
+    'base_16': dict(embed_dim=448, depth=16, num_heads=8, stem_depths=(3, 3)),
+    'large_16': dict(embed_dim=480, depth=22, num_heads=10, stem_depths=(3, 5)),
+}
+
+
+def _vit(variant: str, pretrained: bool, kwargs: dict) -> FAN:
+    return _create_fan(variant, pretrained=pretrained, **dict(_VIT_ARGS[variant], **kwargs))
+
+
+def _hybrid(variant: str, size: str, pretrained: bool, kwargs: dict, **extra) -> FAN:
+    return _create_fan(variant, pretrained=pretrained, **dict(_HYBRID_ARGS[size], **extra, **kwargs))
+
+
+@register_model
+def fan_tiny_12_p16_224(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-T-ViT: 192 wide, 12 blocks, 4 heads, conv patch stem. """
+    return _vit('fan_tiny_12_p16_224', pretrained, kwargs)
+
+
+@register_model
+def fan_small_12_p16_224(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-S-ViT: 384 wide, 12 blocks, 8 heads, conv patch stem. """
+    return _vit('fan_small_12_p16_224', pretrained, kwargs)
+
+
+@register_model
+def fan_base_18_p16_224(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-B-ViT: 448 wide, 18 blocks, 8 heads, conv patch stem. """
+    return _vit('fan_base_18_p16_224', pretrained, kwargs)
+
+
+@register_model
+def fan_large_24_p16_224(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-L-ViT: 480 wide, 24 blocks, 10 heads, conv patch stem (no released weights). """
+    return _vit('fan_large_24_p16_224', pretrained, kwargs)
+
+
+@register_model
+def fan_tiny_8_p4_hybrid(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-T-Hybrid: ConvNeXt [3, 3] stem, 192 wide, 8 blocks, 8 heads. """
+    return _hybrid('fan_tiny_8_p4_hybrid', 'tiny_8', pretrained, kwargs)
+
+
+@register_model
+def fan_small_12_p4_hybrid(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-S-Hybrid: ConvNeXt [3, 3] stem, 384 wide, 10 blocks (despite the name), 8 heads. """
+    return _hybrid('fan_small_12_p4_hybrid', 'small_12', pretrained, kwargs)
+
+
+@register_model
+def fan_base_16_p4_hybrid(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-B-Hybrid: ConvNeXt [3, 3] stem, 448 wide, 16 blocks, 8 heads. """
+    return _hybrid('fan_base_16_p4_hybrid', 'base_16', pretrained, kwargs)
+
+
+@register_model
+def fan_large_16_p4_hybrid(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-L-Hybrid: ConvNeXt [3, 5] stem, 480 wide, 22 blocks (despite the name), 10 heads. """
+    return _hybrid('fan_large_16_p4_hybrid', 'large_16', pretrained, kwargs, head_init_scale=0.001)
+
+
+@register_model
+def fan_tiny_8_p4_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-T-Hybrid token labeler (STL stage 1): FAN-T-Hybrid + per-token head. """
+    return _hybrid('fan_tiny_8_p4_hybrid_tl', 'tiny_8', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_small_12_p4_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-S-Hybrid token labeler (STL stage 1): FAN-S-Hybrid + per-token head. """
+    return _hybrid('fan_small_12_p4_hybrid_tl', 'small_12', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_base_16_p4_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-B-Hybrid token labeler (STL stage 1): FAN-B-Hybrid + per-token head. """
+    return _hybrid('fan_base_16_p4_hybrid_tl', 'base_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_large_16_p4_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-L-Hybrid token labeler (STL stage 1): FAN-L-Hybrid + per-token head. """
+    return _hybrid('fan_large_16_p4_hybrid_tl', 'large_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_tiny_8_p4_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-T-Hybrid STL student (stage 2): FAN-T-Hybrid + per-token head. """
+    return _hybrid('fan_tiny_8_p4_hybrid_stl', 'tiny_8', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_small_12_p4_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-S-Hybrid STL student (stage 2): FAN-S-Hybrid + per-token head. """
+    return _hybrid('fan_small_12_p4_hybrid_stl', 'small_12', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_base_16_p4_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-B-Hybrid STL student (stage 2): FAN-B-Hybrid + per-token head. """
+    return _hybrid('fan_base_16_p4_hybrid_stl', 'base_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_large_16_p4_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ FAN-L-Hybrid STL student (stage 2): FAN-L-Hybrid + per-token head. """
+    return _hybrid('fan_large_16_p4_hybrid_stl', 'large_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_t_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_tiny_8_p4_hybrid_tl`. """
+    return _hybrid('fan_t_hybrid_tl', 'tiny_8', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_s_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_small_12_p4_hybrid_tl`. """
+    return _hybrid('fan_s_hybrid_tl', 'small_12', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_b_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_base_16_p4_hybrid_tl`. """
+    return _hybrid('fan_b_hybrid_tl', 'base_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_l_hybrid_tl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_large_16_p4_hybrid_tl`. """
+    return _hybrid('fan_l_hybrid_tl', 'large_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_t_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_tiny_8_p4_hybrid_stl`. """
+    return _hybrid('fan_t_hybrid_stl', 'tiny_8', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_s_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_small_12_p4_hybrid_stl`. """
+    return _hybrid('fan_s_hybrid_stl', 'small_12', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_b_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_base_16_p4_hybrid_stl`. """
+    return _hybrid('fan_b_hybrid_stl', 'base_16', pretrained, kwargs, aux_head=True)
+
+
+@register_model
+def fan_l_hybrid_stl(pretrained: bool = False, **kwargs) -> FAN:
+    """ Short name of `fan_large_16_p4_hybrid_stl`. """
+    return _hybrid('fan_l_hybrid_stl', 'large_16', pretrained, kwargs, aux_head=True)
+
+
+# The official code registers one `_token` architecture for both STL stages; resolve it to the student.
+register_model_deprecations(__name__, {
+    f'fan_{size}_p4_hybrid_token': f'fan_{size}_p4_hybrid_stl' for size in _SIZES.values()
+})
