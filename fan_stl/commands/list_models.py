@@ -1,0 +1,51 @@
+"""`python -m fan_stl list`: the registered FAN models with parameters, GMACs and token head."""
+import argparse
+import fnmatch
+from typing import List
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import timm
+
+import fan_stl  # noqa: F401  (registers the models)
+
+
+def model_summary(name: str, img_size: int = 224) -> dict:
+    """ Parameters, GMACs at `img_size` and token-head flag of a registered model, computed on the meta device. """
+    model = timm.create_model(name, device='meta').eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, model.in_chans, img_size, img_size, device='meta'))
+    return {
+        'model': name,
+        'params_m': sum(p.numel() for p in model.parameters()) / 1e6,
+        'gmacs': counter.get_total_flops() / 2e9,
+        'token_head': getattr(model, 'aux_head', None) is not None,
+        'pretrained_tags': [n.split('.', 1)[1] for n in timm.list_pretrained(name + '.*')],
+    }
+
+
+def format_table(rows: List[dict]) -> str:
+    header = f"{'model':<28} {'params (M)':>10} {'GMACs':>7}  {'token head':<10} pretrained tags"
+    lines = [header, '-' * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['model']:<28} {r['params_m']:>10.2f} {r['gmacs']:>7.2f}  {'yes' if r['token_head'] else 'no':<10} "
+            f"{', '.join(r['pretrained_tags']) or '-'}")
+    return '\n'.join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [n for n in timm.list_models('fan*') if fnmatch.fnmatch(n, args.filter)]
+    if not names:
+        print(f'No FAN model matches {args.filter!r}; try `python -m fan_stl list` without a filter.')
+        return 1
+    print(format_table([model_summary(n, args.img_size) for n in names]))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser('list', help='list FAN models (params, GMACs, token head, weights)')
+    parser.add_argument('filter', nargs='?', default='*', help="fnmatch pattern, e.g. 'fan_*_stl' (default: all)")
+    parser.add_argument('--img-size', type=int, default=224, help='input size for the GMACs column (default 224)')
+    parser.set_defaults(func=run)
