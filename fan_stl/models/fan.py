@@ -82,6 +82,23 @@ class ConvPatchEmbed(nn.Module):
         return self.proj(x)
 
 
+class UnbiasedLayerNorm2d(LayerNorm2d):
+    """ LayerNorm over the channels of an NCHW tensor, normalising by the unbiased (n - 1) channel variance.
+
+    The official hybrid stems normalise every tensor that is not NCHW-contiguous with `torch.var_mean` (unbiased),
+    and every norm after the stem's first one receives such a tensor, so the trained weights expect this variant.
+    With C channels, (x - mean) / sqrt(C / (C - 1) * var + eps) equals sqrt((C - 1) / C) * (x - mean) /
+    sqrt(var + eps * (C - 1) / C): one fused `F.layer_norm` with a rescaled weight and eps.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        C = self.normalized_shape[0]
+        ratio = (C - 1) / C
+        weight = self.weight * ratio ** 0.5 if self.weight is not None else None
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, weight, self.bias, self.eps * ratio)
+        return x.permute(0, 3, 1, 2)
+
+
 class ConvNeXtStem(nn.Module):
     """ The two-stage ConvNeXt trunk of the hybrid models (stride 4 and 8 feature maps). """
 
@@ -99,7 +116,7 @@ class ConvNeXtStem(nn.Module):
             nn.Conv2d(in_chans, dims[0], kernel_size=4, stride=4, **dd),
             LayerNorm2d(dims[0], eps=1e-6, **dd),
         )
-        stage_args = dict(ls_init_value=1e-6, conv_mlp=True, norm_layer=LayerNorm2d, **dd)
+        stage_args = dict(ls_init_value=1e-6, conv_mlp=True, norm_layer=UnbiasedLayerNorm2d, **dd)
         self.stages = nn.Sequential(
             ConvNeXtStage(dims[0], dims[0], stride=1, depth=depths[0], **stage_args),
             ConvNeXtStage(dims[0], dims[1], stride=2, depth=depths[1], **stage_args),
