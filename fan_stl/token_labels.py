@@ -1,0 +1,144 @@
+"""Online per-token labels from a frozen teacher (the STL stage-2 targets).
+
+`TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
+`*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
+and turns its token logits into compact `TokenTargets`:
+
+* `gumbel` (the paper's default): one class per token sampled from `softmax(logits / temperature)` by Gumbel-max,
+  a fresh sample every step, then label smoothing;
+* `argmax`: the most likely class per token, then smoothing;
+* `soft`: `softmax(logits / temperature)` (the official code applies no smoothing here; set smoothing 0 to match);
+* `topk`: the `topk` most likely classes with their renormalised probabilities, then smoothing.
+
+The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
+"""
+import contextlib
+import os
+from typing import Callable, ContextManager, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import timm
+from timm.models import load_checkpoint
+
+from .loss import TokenTargets
+
+__all__ = ['TOKEN_LABEL_MODES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
+
+TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
+
+
+def rank_seed(seed: int, rank: int, stream: int = 0) -> int:
+    """ A 63-bit seed for random stream `stream` of DDP rank `rank`, derived from the run seed. """
+    return int(np.random.SeedSequence([seed, rank, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def _check_token_head(model: nn.Module, what: str) -> None:
+    if not callable(getattr(model, 'forward_dense', None)) or getattr(model, 'aux_head', True) is None:
+        raise ValueError(
+            f'{what} has no per-token head: a token-label teacher must expose forward_dense(x) -> (cls_logits, '
+            f'token_logits). Use a FAN token labeler (`*_tl`, e.g. fan_t_hybrid_tl) or another token-head model.')
+
+
+class TeacherTokenLabeler:
+    """ Frozen teacher -> `TokenTargets` for a batch of clean teacher views. Not an `nn.Module` on purpose: the teacher
+    stays out of the student's optimizer, EMA, checkpoints and DDP wrapper. """
+
+    def __init__(
+            self,
+            teacher: nn.Module,
+            mode: str = 'gumbel',
+            smoothing: float = 0.1,
+            temperature: float = 1.,
+            topk: int = 5,
+            seed: int = 0,
+            rank: int = 0,
+            autocast: Optional[Callable[[], ContextManager]] = None,
+    ):
+        """
+        Args:
+            teacher: Model with `forward_dense` (frozen here: eval mode, `requires_grad=False`).
+            mode: One of `TOKEN_LABEL_MODES`.
+            smoothing: Token label smoothing `(1 - s) * p + s / K`.
+            temperature: Softmax temperature of `gumbel`, `soft` and `topk`.
+            topk: Number of classes kept per token in `topk` mode.
+            seed: Run seed of the Gumbel noise stream.
+            rank: DDP rank (each rank draws its own stream).
+            autocast: Context factory the teacher runs under (the student's autocast); None runs it as is.
+        """
+        _check_token_head(teacher, f'Teacher {type(teacher).__name__}')
+        if mode not in TOKEN_LABEL_MODES:
+            raise ValueError(f'Unknown token label mode {mode!r}; choose one of {TOKEN_LABEL_MODES}.')
+        if temperature <= 0:
+            raise ValueError(f'Token label temperature must be positive; got {temperature}.')
+        if mode == 'topk' and topk < 1:
+            raise ValueError(f'topk token labels need topk >= 1; got {topk}.')
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.mode = mode
+        self.smoothing = smoothing
+        self.temperature = temperature
+        self.topk = topk
+        self.seed = rank_seed(seed, rank)
+        self.autocast = autocast or contextlib.nullcontext
+        self._generator: Optional[torch.Generator] = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.teacher.num_classes
+
+    def _gumbel_noise(self, like: torch.Tensor) -> torch.Tensor:
+        if self._generator is None or self._generator.device != like.device:
+            self._generator = torch.Generator(device=like.device).manual_seed(self.seed)
+        uniform = torch.rand(like.shape, generator=self._generator, device=like.device).clamp_(1e-20, 1.)
+        return -torch.log(-torch.log(uniform))
+
+    def __call__(self, images: torch.Tensor) -> TokenTargets:
+        """ Token targets `(B, N, K)` for teacher views `images (B, C, H, W)`. """
+        self.teacher.eval()  # guard against a caller switching it back to train mode
+        with torch.no_grad(), self.autocast():
+            _, token_logits = self.teacher.forward_dense(images)
+        logits = token_logits.float() / self.temperature
+        num_classes = logits.shape[-1]
+        if self.mode == 'soft':
+            return TokenTargets(num_classes, probs=logits.softmax(-1), smoothing=self.smoothing)
+        if self.mode == 'topk':
+            values, indices = logits.topk(min(self.topk, num_classes), dim=-1)
+            return TokenTargets(num_classes, indices=indices, weights=values.softmax(-1), smoothing=self.smoothing)
+        if self.mode == 'gumbel':
+            logits = logits + self._gumbel_noise(logits)
+        return TokenTargets(num_classes, indices=logits.argmax(-1), smoothing=self.smoothing)
+
+
+def load_teacher(
+        name_or_checkpoint: str,
+        model_name: Optional[str] = None,
+        num_classes: Optional[int] = None,
+        device: Optional[torch.device] = None,
+) -> nn.Module:
+    """ Create a frozen token-label teacher.
+
+    Args:
+        name_or_checkpoint: A checkpoint file (its `state_dict_ema` is used when present, as in the official recipe)
+            or a timm model name, optionally with a pretrained tag (`fan_t_hybrid_tl.in1k`), loaded pretrained.
+        model_name: Architecture of a checkpoint teacher (e.g. the student's `fan_t_hybrid_stl`: same architecture).
+        num_classes: Classes of a checkpoint teacher (default: the model's default).
+        device: Where the teacher runs.
+    """
+    kwargs = {} if num_classes is None else {'num_classes': num_classes}
+    if os.path.isfile(name_or_checkpoint):
+        if model_name is None:
+            raise ValueError(
+                f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
+                f'(--teacher-model fan_t_hybrid_tl).')
+        teacher = timm.create_model(model_name, **kwargs)
+        load_checkpoint(teacher, name_or_checkpoint, use_ema=True)
+    elif timm.is_model(name_or_checkpoint.split('.')[0]):
+        teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
+    else:
+        raise ValueError(
+            f'Teacher {name_or_checkpoint!r} is neither an existing checkpoint file nor a registered timm model '
+            f'(e.g. fan_t_hybrid_tl.in1k, or the path to a stage-1 model_best.pth.tar).')
+    _check_token_head(teacher, f'Teacher {name_or_checkpoint!r}')
+    return teacher.to(device or torch.device('cpu')).eval().requires_grad_(False)
