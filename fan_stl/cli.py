@@ -10,6 +10,7 @@ from typing import List, Optional
 
 COMMAND_MODULES = (
     'fan_stl.commands.list_models',
+    'fan_stl.commands.convert',
 )
 
 

@@ -28,6 +28,7 @@ per-token classifier `aux_head`. Their `forward` returns `cls_logits + 0.5 * tok
 rule behind STL's published numbers); `fuse_token_logits=False` selects the class head alone, `forward_dense`
 returns both logits, and `set_token_label_training(True)` makes a training-mode `forward` return them too.
 """
+from contextlib import nullcontext
 from functools import partial
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -43,10 +44,13 @@ from timm.models import (
     generate_default_cfgs,
     register_model,
     register_model_deprecations,
+    resolve_pretrained_cfg,
 )
 from timm.models._features import feature_take_indices
 from timm.models.convnext import ConvNeXtStage
 from timm.models.xcit import ClassAttentionBlock, PositionalEncodingFourier
+
+from fan_stl import hub
 
 __all__ = ['FAN']  # model_registry will add each entrypoint fn to this
 
@@ -675,18 +679,27 @@ def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     stem = kwargs.get('stem_depths') is not None
     default_out_indices = (0, 1, -1) if stem else 3
     out_indices = kwargs.pop('out_indices', default_out_indices)
-    return build_model_with_cfg(
-        FAN,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs,
-    )
-
-
-FAN_RELEASE_URL = 'https://github.com/zhoudaquan/fully_attentional_network_ckpt/releases/download/v1.0.0/'
-HF_HUB_ORG = 'fan-stl'
+    if isinstance(kwargs.get('pretrained_cfg'), str):
+        hub.check_pretrained_tag(variant, kwargs['pretrained_cfg'])
+    filter_fn = checkpoint_filter_fn
+    source = nullcontext()
+    if pretrained:
+        # Choose the weight source explicitly (hub.WEIGHT_SOURCE_ORDER) and make timm's own choice agree with it.
+        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
+        weight_source = hub.resolve_weight_source(variant, cfg.to_dict(), kwargs.get('cache_dir'))
+        kwargs['pretrained_cfg_overlay'] = {**(kwargs.get('pretrained_cfg_overlay') or {}), **weight_source.cfg_overlay}
+        source = weight_source.loading()
+        if kwargs.get('pretrained_strict', True):
+            filter_fn = hub.checked_filter(checkpoint_filter_fn)
+    with source:
+        return build_model_with_cfg(
+            FAN,
+            variant,
+            pretrained,
+            pretrained_filter_fn=filter_fn,
+            feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+            **kwargs,
+        )
 
 
 def _cfg(url: str = '', **kwargs) -> dict:
@@ -714,8 +727,9 @@ def _hybrid_cfg(url: str = '', **kwargs) -> dict:
     return _cfg(url=url, first_conv='patch_embed.backbone.stem.0', **kwargs)
 
 
-def _stl_cfg(**kwargs) -> dict:
+def _stl_cfg(url: str = '', **kwargs) -> dict:
     return _hybrid_cfg(
+        url=url,
         classifier=('head', 'aux_head'),
         license='cc-by-nc-sa-4.0',
         paper_ids='arXiv:2401.03844',
@@ -725,35 +739,25 @@ def _stl_cfg(**kwargs) -> dict:
     )
 
 
-def _release(arch_tag: str, filename: str, hybrid: bool = False, **kwargs) -> Tuple[str, dict]:
-    """ A FAN weight published by the authors at a direct URL; its Hub copy lives under `HF_HUB_ORG`. """
-    cfg_fn = _hybrid_cfg if hybrid else _cfg
-    return arch_tag, cfg_fn(url=FAN_RELEASE_URL + filename, hf_hub_id=f'{HF_HUB_ORG}/{arch_tag}', **kwargs)
+def _released_cfgs(weight: hub.ReleasedWeight) -> List[Tuple[str, dict]]:
+    """ The cfg of one released weight under each architecture that shares it: Hub copy first, direct URL if any. """
+    arch = weight.architecture
+    cfg_fn = _stl_cfg if weight.is_stl else _hybrid_cfg if '_hybrid' in arch else _cfg
+    cfg = cfg_fn(
+        url=weight.direct_url,
+        hf_hub_id=weight.hub_repo,
+        input_size=(3, weight.img_size, weight.img_size),
+    )
+    return [(name, cfg) for name in (weight.name, *weight.aliases)]
 
 
 _SIZES = {'t': 'tiny_8', 's': 'small_12', 'b': 'base_16', 'l': 'large_16'}
 
-default_cfgs = generate_default_cfgs(dict([
-    _release('fan_tiny_12_p16_224.in1k', 'fan_vit_tiny.pth.tar'),
-    _release('fan_small_12_p16_224.in1k', 'fan_vit_small.pth.tar'),
-    _release('fan_base_18_p16_224.in1k', 'fan_vit_base.pth.tar'),
-    ('fan_large_24_p16_224', _cfg()),
-    _release('fan_tiny_8_p4_hybrid.in1k', 'fan_hybrid_tiny.pth.tar', hybrid=True),
-    _release('fan_small_12_p4_hybrid.in1k', 'fan_hybrid_small.pth.tar', hybrid=True),
-    _release('fan_base_16_p4_hybrid.in22k_ft_in1k', 'fan_hybrid_base_in22k_1k.pth.tar', hybrid=True),
-    _release('fan_base_16_p4_hybrid.in22k_ft_in1k_384', 'fan_hybrid_base_in22k_1k_384.pth.tar', hybrid=True,
-             input_size=(3, 384, 384)),
-    _release('fan_base_16_p4_hybrid.in1k', 'fan_hybrid_base.pth.tar', hybrid=True),
-    _release('fan_large_16_p4_hybrid.in22k_ft_in1k', 'fan_hybrid_large_in22k_1k.pth.tar', hybrid=True),
-    _release('fan_large_16_p4_hybrid.in22k_ft_in1k_384', 'fan_hybrid_large_in22k_1k_384.pth.tar', hybrid=True,
-             input_size=(3, 384, 384)),
-] + [
-    # STL weights exist only on the authors' drive; their Hub copies share one repo per weight (short names)
-    (f'{arch}.in1k', _stl_cfg(hf_hub_id=f'{HF_HUB_ORG}/fan_{short}_hybrid_{kind}.in1k'))
-    for short, size in _SIZES.items()
-    for kind in ('tl', 'stl')
-    for arch in (f'fan_{size}_p4_hybrid_{kind}', f'fan_{short}_hybrid_{kind}')
-]))
+# Per architecture the first tag listed is the default: its best IN-1K classifier at 224 px (hub.RELEASED_WEIGHTS).
+default_cfgs = generate_default_cfgs(dict(
+    [named_cfg for weight in hub.RELEASED_WEIGHTS for named_cfg in _released_cfgs(weight)]
+    + [('fan_large_24_p16_224', _cfg())]  # the authors' FAN-L-ViT link is empty: no weights
+))
 
 
 _VIT_ARGS = {
