@@ -155,15 +155,15 @@ def summarize_corruptions(
             f'mCE, relative mCE and mean corruption accuracy need all 15 standard corruptions x 5 severities; '
             f'{len(missing)} cell(s) missing ({", ".join(missing[:4])}{" ..." if len(missing) > 4 else ""})')
     else:
-        summary.mce = mce(grid, baseline)
         summary.mean_corruption_accuracy = mean_corruption_accuracy(grid)
-        if clean_error is None:
-            summary.notes.append('relative mCE needs the clean error: evaluate the clean set too')
-        else:
-            try:
+        try:
+            summary.mce = mce(grid, baseline)
+            if clean_error is None:
+                summary.notes.append('relative mCE needs the clean error: evaluate the clean set too')
+            else:
                 summary.relative_mce = relative_mce(grid, clean_error, baseline)
-            except ValueError as e:
-                summary.notes.append(str(e))
+        except ValueError as e:  # a baseline without some corruption or clean error
+            summary.notes.append(str(e))
     if not missing_cells(grid, EXTRA_CORRUPTIONS):
         summary.extra_mean_corruption_accuracy = mean_corruption_accuracy(grid, EXTRA_CORRUPTIONS)
     return summary

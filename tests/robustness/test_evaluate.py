@@ -1,0 +1,162 @@
+"""The evaluation runner on tiny synthetic folders: known accuracies, resumability, layout errors, reports."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fan_stl.robustness.evaluate import (
+    EvalSettings, evaluate_imagefolder, evaluate_imagenet_c, evaluate_robustness, load_baseline,
+)
+from fan_stl.robustness.layouts import LayoutError, discover_imagenet_c, list_classes
+from fan_stl.robustness.report import format_tables, plot_corruption_errors, write_csvs
+
+COLOURS = {'a_red': (200, 30, 30), 'b_green': (30, 200, 30), 'c_blue': (30, 30, 200)}
+SETTINGS = EvalSettings(batch_size=4, workers=0, device='cpu', img_size=32, progress=False)
+
+
+class ColourClassifier(torch.nn.Module):
+    """ Predicts the dominant colour channel: class i <-> channel i. Counts its forward calls. """
+    num_classes = 3
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x.mean(dim=(2, 3))
+
+
+def make_imagefolder(root: Path, counts: dict, size: int = 40) -> Path:
+    """ `counts`: class folder -> list of colour names, one image each. """
+    for class_name, colours in counts.items():
+        (root / class_name).mkdir(parents=True, exist_ok=True)
+        for i, colour in enumerate(colours):
+            pixels = np.full((size, size, 3), COLOURS[colour], dtype=np.uint8)
+            Image.fromarray(pixels).save(root / class_name / f'{i}.png')
+    return root
+
+
+def make_imagenet_c(root: Path, corruptions=('gaussian_noise', 'fog'), severities=range(1, 6), mislabelled=0) -> Path:
+    for c in corruptions:
+        for s in severities:
+            counts = {k: [k] * 2 for k in COLOURS}
+            counts['a_red'] += ['b_green'] * mislabelled  # wrong images lower the accuracy by a known amount
+            make_imagefolder(root / c / str(s), counts)
+    return root
+
+
+def test_accuracy_on_a_folder_with_known_answers(tmp_path):
+    root = make_imagefolder(tmp_path / 'clean', {'a_red': ['a_red'] * 3 + ['b_green'], 'b_green': ['b_green'] * 2,
+                                                 'c_blue': ['c_blue'] * 2})
+    result = evaluate_imagefolder(ColourClassifier(), root, SETTINGS)
+    assert result['num_images'] == 8
+    assert result['top1'] == pytest.approx(100 * 7 / 8)
+    assert result['top5'] == pytest.approx(100.0)  # top-5 of 3 classes always hits
+
+
+def test_head_mismatch_is_a_clear_error(tmp_path):
+    root = make_imagefolder(tmp_path / 'two', {'a_red': ['a_red'], 'b_green': ['b_green']})
+    with pytest.raises(ValueError, match='2 classes .* but the model head has 3 outputs'):
+        evaluate_imagefolder(ColourClassifier(), root, SETTINGS)
+
+
+def test_imagenet_c_grid_and_resume(tmp_path):
+    root = make_imagenet_c(tmp_path / 'c', mislabelled=2)
+    results_path = tmp_path / 'out' / 'colour.json'
+    model = ColourClassifier()
+    clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
+    results = evaluate_robustness(model, 'colour', results_path, clean=clean, imagenet_c=root, settings=SETTINGS)
+    cells = results['imagenet_c']['cells']
+    assert sorted(cells) == ['fog', 'gaussian_noise'] and sorted(cells['fog']) == ['1', '2', '3', '4', '5']
+    assert cells['fog']['3']['top1'] == pytest.approx(100 * 6 / 8)
+    summary = results['imagenet_c']['summary']
+    assert summary['corruption_errors']['fog'] == pytest.approx(25.0)
+    assert summary['mce'] is None and 'missing' in summary['notes'][0]  # 13 standard corruptions absent
+    assert json.loads(results_path.read_text()) == results
+
+    # mark a stored cell: a recomputation would overwrite the marker
+    stored = json.loads(results_path.read_text())
+    stored['imagenet_c']['cells']['fog']['3']['top1'] = 12.5
+    results_path.write_text(json.dumps(stored))
+    model.calls = 0
+    make_imagenet_c(root, corruptions=('snow',), severities=(2,))  # one new cell on disk
+    again = evaluate_robustness(model, 'colour', results_path, clean=clean, imagenet_c=root, settings=SETTINGS)
+    assert again['imagenet_c']['cells']['fog']['3']['top1'] == 12.5
+    assert again['imagenet_c']['cells']['snow']['2']['num_images'] == 6
+    assert model.calls == 2  # only the new cell (6 images, batch 4) ran
+
+
+def test_results_file_of_another_model_is_refused(tmp_path):
+    clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
+    path = tmp_path / 'r.json'
+    evaluate_robustness(ColourClassifier(), 'first', path, clean=clean, settings=SETTINGS)
+    with pytest.raises(ValueError, match='written for other settings'):
+        evaluate_robustness(ColourClassifier(), 'second', path, clean=clean, settings=SETTINGS)
+    other = make_imagefolder(tmp_path / 'other', {k: [k] for k in COLOURS})
+    with pytest.raises(ValueError, match='holds clean results for'):
+        evaluate_robustness(ColourClassifier(), 'first', path, clean=other, settings=SETTINGS)
+
+
+def test_evaluate_imagenet_c_skips_given_cells(tmp_path):
+    root = make_imagenet_c(tmp_path / 'c', corruptions=('fog',), severities=(1, 2))
+    model = ColourClassifier()
+    done = {'fog': {'1': {'top1': 1.0, 'top5': 1.0, 'num_images': 1}}}
+    seen = []
+    cells = evaluate_imagenet_c(model, root, SETTINGS, cells=done, on_cell_done=lambda c: seen.append(sorted(c['fog'])))
+    assert cells['fog']['1']['top1'] == 1.0 and cells['fog']['2']['top1'] == 100.0
+    assert seen == [['1', '2']]
+
+
+def fog_1(root: Path) -> Path:
+    """ A valid one-cell grid to break in the cases below. """
+    return make_imagenet_c(root, corruptions=('fog',), severities=(1,))
+
+
+@pytest.mark.parametrize('build, message', [
+    (lambda r: make_imagefolder(r, {'a_red': ['a_red']}), 'looks like a plain ImageFolder'),
+    (lambda r: fog_1(r) / 'fog', 'pass its parent folder'),
+    (lambda r: (fog_1(r) / 'Gaussian_Noise' / '1').mkdir(parents=True) or r, "did you mean 'gaussian_noise'"),
+    (lambda r: (fog_1(r) / 'fog' / '2').mkdir() or r, 'severity folder .*fog/2 is empty'),
+    (lambda r: (fog_1(r) / 'fog' / 'x').mkdir() or r, 'should hold severity folders 1-5'),
+    (lambda r: make_imagefolder(fog_1(r) / 'fog' / '2', {'a_red': ['a_red'], 'z_other': ['a_red']}) and r,
+     'different classes .*extra: z_other'),
+    (lambda r: r.mkdir() or r, 'is empty'),
+    (lambda r: r, 'does not exist'),
+])
+def test_bad_imagenet_c_layouts(tmp_path, build, message):
+    root = build(tmp_path / 'c')
+    with pytest.raises(LayoutError, match=message):
+        discover_imagenet_c(root)
+
+
+def test_bad_imagefolder_layouts(tmp_path):
+    (tmp_path / 'loose').mkdir()
+    Image.new('RGB', (8, 8)).save(tmp_path / 'loose' / 'x.png')
+    with pytest.raises(LayoutError, match='1 images but no class folders'):
+        list_classes(tmp_path / 'loose')
+    (tmp_path / 'loose' / 'empty_class').mkdir()
+    with pytest.raises(LayoutError, match='hold no images .*empty_class'):
+        list_classes(tmp_path / 'loose')
+    with pytest.raises(LayoutError, match='lacks the requested corruption'):
+        discover_imagenet_c(fog_1(tmp_path / 'c'), corruptions=['snow'])
+
+
+def test_reports_and_baseline_file(tmp_path):
+    root = make_imagenet_c(tmp_path / 'c', corruptions=('fog', 'saturate'), mislabelled=1)
+    results = evaluate_robustness(ColourClassifier(), 'colour', tmp_path / 'colour.json', imagenet_c=root,
+                                  settings=SETTINGS)
+    baseline = load_baseline(tmp_path / 'colour.json')
+    assert baseline.name == 'colour' and baseline.clean_error is None
+    assert baseline.corruption_errors['fog'] == pytest.approx(100 / 7)
+
+    text = format_tables([results])
+    assert 'mCE' in text and 'IN-C acc (15)' in text and 'saturate*' in text and '14.29' in text
+    summary_csv, cells_csv = write_csvs([results], tmp_path / 'out')
+    assert summary_csv.read_text().splitlines()[0].startswith('model,clean_top1')
+    assert len(cells_csv.read_text().splitlines()) == 1 + 10
+    png = plot_corruption_errors({'colour': results, 'again': results}, tmp_path / 'out' / 'chart.png')
+    assert png.read_bytes()[:4] == b'\x89PNG'
