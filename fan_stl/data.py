@@ -1,0 +1,169 @@
+"""The paired "clean teacher" view of STL: one decoded image, two aligned views.
+
+`PairedViewTransform` takes the train transform timm builds (`create_transform` / `create_loader`) and applies it to
+the student view unchanged, while the teacher view shares the crop box, interpolation, flips and the geometric
+RandAugment / AutoAugment ops (Rotate, ShearX/Y, TranslateX/Y[Rel]) with identical parameters, and skips colour ops,
+colour jitter, grayscale, blur and random erasing. Shared steps are applied twice under the same saved random state,
+so the student view is bit-identical to what timm's transform gives for the same seed.
+
+`PairedViewDataset` wraps a dataset so that `create_loader` can assign its transform as usual; a sample becomes
+`((teacher, student), target)`. With timm's prefetcher (uint8 output) `fast_collate` lays the views out split-major,
+`cat([teachers, students])`, and `re_split=True` makes the prefetcher's random erasing spare the first (teacher)
+split. Without it (normalised float output) the views are stacked per sample, so batches are `(B, 2, C, H, W)`.
+"""
+import random
+from typing import Any, Callable, List, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from timm.data.auto_augment import AutoAugment, RandAugment
+from timm.data.random_erasing import RandomErasing
+from timm.data.transforms import (
+    CenterCropOrPad, MaybePILToTensor, MaybeToTensor, RandomCropOrPad, RandomResizedCropAndInterpolation,
+    ResizeKeepRatio, ToNumpy, ToTensor,
+)
+
+__all__ = ['GEOMETRIC_AUGMENT_OPS', 'PairedViewTransform', 'PairedViewDataset', 'split_views']
+
+GEOMETRIC_AUGMENT_OPS = frozenset({
+    'Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'TranslateXRel', 'TranslateYRel'})
+
+# steps both views go through with the same random draws (crop, flips, resizes, tensor conversion, normalisation)
+_SHARED_STEPS = (
+    RandomResizedCropAndInterpolation, ResizeKeepRatio, CenterCropOrPad, RandomCropOrPad, T.RandomResizedCrop,
+    T.RandomCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip, T.RandomVerticalFlip,
+    MaybeToTensor, MaybePILToTensor, ToNumpy, ToTensor, T.ToTensor, T.PILToTensor, T.Normalize,
+)
+# photometric or occluding steps only the student gets
+_STUDENT_STEPS = (T.ColorJitter, T.RandomGrayscale, T.GaussianBlur, RandomErasing)
+
+
+def _rng_state() -> tuple:
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _set_rng_state(state: tuple) -> None:
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+
+
+def _apply_shared(step: Callable, teacher: Any, student: Any) -> Tuple[Any, Any]:
+    """ Apply `step` to both views with identical random draws; the random state ends as after one call. """
+    state = _rng_state()
+    student = step(student)
+    _set_rng_state(state)
+    return step(teacher), student
+
+
+def _flatten(transform: Callable) -> List[Callable]:
+    if isinstance(transform, (tuple, list)):
+        return [s for t in transform for s in _flatten(t)]
+    if isinstance(transform, T.Compose):
+        return _flatten(transform.transforms)
+    return [transform]
+
+
+def _check_step(step: Callable) -> None:
+    if isinstance(step, T.RandomApply):
+        for inner in step.transforms:
+            _check_step(inner)
+        if all(isinstance(inner, _STUDENT_STEPS) for inner in step.transforms):
+            return
+    elif isinstance(step, _SHARED_STEPS + _STUDENT_STEPS + (RandAugment, AutoAugment)):
+        return
+    raise ValueError(
+        f'{type(step).__name__} in the train transform: the clean teacher view cannot tell whether it is geometric '
+        f'(shared with the teacher) or photometric (student only). Supported: random-resized crop, flips, '
+        f'RandAugment / AutoAugment (`--aa rand-...`), colour jitter, grayscale, blur, random erasing; AugMix and '
+        f'augmentation splits (`--aug-splits`) are not.')
+
+
+class PairedViewTransform:
+    """ `img -> (teacher_view, student_view)` from a timm train transform (see the module docstring). """
+
+    def __init__(self, student_transform: Callable):
+        self.student_transform = student_transform
+        self.steps = _flatten(student_transform)
+        for step in self.steps:
+            _check_step(step)
+
+    @property
+    def normalizes(self) -> bool:
+        """ True when the views come out normalised (no prefetcher), False for uint8 prefetcher input. """
+        return any(isinstance(step, T.Normalize) for step in self.steps)
+
+    def _augment_ops(self, step: Callable) -> list:
+        if isinstance(step, RandAugment):
+            return np.random.choice(
+                step.ops, step.num_layers, replace=step.choice_weights is None, p=step.choice_weights)
+        return random.choice(step.policy)
+
+    def __call__(self, img: Any) -> Tuple[Any, Any]:
+        teacher, student = img, img
+        for step in self.steps:
+            if isinstance(step, (RandAugment, AutoAugment)):
+                for op in self._augment_ops(step):
+                    if op.name in GEOMETRIC_AUGMENT_OPS:
+                        teacher, student = _apply_shared(op, teacher, student)
+                    else:
+                        student = op(student)
+            elif isinstance(step, _SHARED_STEPS):
+                teacher, student = _apply_shared(step, teacher, student)
+            else:
+                student = step(student)
+        return teacher, student
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.student_transform!r})'
+
+
+class PairedViewDataset(Dataset):
+    """ Wrap an image dataset (e.g. from `timm.data.create_dataset`) to yield `((teacher, student), target)`, or
+    `(stack([teacher, student]), target)` for normalised views. Assigning `transform` (as `create_loader` does) sets
+    the student recipe. """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self._paired = None
+        self.transform = getattr(dataset, 'transform', None)
+
+    @property
+    def transform(self):
+        return self._paired
+
+    @transform.setter
+    def transform(self, transform: Callable) -> None:
+        self._paired = None if transform is None else PairedViewTransform(transform)
+        self.dataset.transform = None  # the wrapped dataset hands over undecorated images
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        img, target = self.dataset[index]
+        if self._paired is None:
+            raise RuntimeError('PairedViewDataset has no train transform; assign one (create_loader does).')
+        teacher, student = self._paired(img)
+        if self._paired.normalizes:
+            return torch.stack([teacher, student]), target
+        return (teacher, student), target
+
+    def __getattr__(self, name: str):
+        if name == 'dataset':  # not yet set (unpickling): avoid recursing
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def split_views(batch: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """ `(teacher, student)` from a paired batch: `(B, 2, C, H, W)` stacked or `(2B, C, H, W)` split-major. """
+    if batch.ndim == 5 and batch.shape[1] == 2:
+        return batch[:, 0], batch[:, 1]
+    if batch.ndim == 4 and batch.shape[0] % 2 == 0:
+        return batch.chunk(2)
+    raise ValueError(
+        f'Expected a paired teacher/student batch (B, 2, C, H, W) or split-major (2B, C, H, W); got '
+        f'{tuple(batch.shape)}. Wrap the training dataset in fan_stl.data.PairedViewDataset.')
