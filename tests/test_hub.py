@@ -1,0 +1,226 @@
+"""Pretrained weights: registry entries, the order of sources and every loading path, offline."""
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import timm
+from timm.models import get_pretrained_cfg, save_for_hf
+
+from fan_stl import hub
+from fan_stl.hub import PretrainedWeightsError, WeightsMismatchError
+
+from .weights_helpers import add_to_hf_cache, logits, offline_hub, random_model, save_official  # noqa: F401
+
+VIT, HYBRID, TOKEN = 'fan_tiny_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_t_hybrid_stl'
+
+
+def _hub_folder(model: torch.nn.Module, path: Path) -> Path:
+    save_for_hf(model, path, safe_serialization=True)
+    return path
+
+
+# --- registry ---------------------------------------------------------------------------------------------------
+
+def test_list_pretrained_lists_every_released_weight():
+    expected = {name for w in hub.RELEASED_WEIGHTS for name in (w.name, *w.aliases)}
+    assert set(timm.list_pretrained('fan*')) == expected
+    assert len(expected) == 10 + 2 * 8  # 10 FAN files, 8 STL files under long and short names
+
+
+@pytest.mark.parametrize('arch, tag', [
+    ('fan_tiny_12_p16_224', 'in1k'), ('fan_small_12_p16_224', 'in1k'), ('fan_base_18_p16_224', 'in1k'),
+    ('fan_tiny_8_p4_hybrid', 'in1k'), ('fan_small_12_p4_hybrid', 'in1k'),
+    ('fan_base_16_p4_hybrid', 'in22k_ft_in1k'), ('fan_large_16_p4_hybrid', 'in22k_ft_in1k'),
+    ('fan_l_hybrid_stl', 'in1k'), ('fan_large_16_p4_hybrid_tl', 'in1k'),
+])
+def test_default_tag_is_best_in1k_weight_at_224(arch, tag):
+    cfg = get_pretrained_cfg(arch)
+    assert cfg.tag == tag and cfg.input_size == (3, 224, 224)
+
+
+def test_cfgs_follow_timm_conventions_and_licences():
+    for name in timm.list_pretrained('fan*'):
+        cfg = get_pretrained_cfg(name)
+        weight = hub.released_weight(name)
+        assert (cfg.crop_pct, cfg.interpolation) == (1.0, 'bicubic')
+        assert cfg.hf_hub_id == f'fan-stl/{weight.name}'
+        assert cfg.input_size[-1] == (384 if name.endswith('_384') else 224)
+        if weight.is_stl:
+            assert cfg.license == 'cc-by-nc-sa-4.0' and cfg.paper_ids == 'arXiv:2401.03844' and not cfg.url
+            assert cfg.classifier == ('head', 'aux_head')
+        else:
+            assert cfg.url.startswith(hub.FAN_RELEASE_URL) and cfg.url.endswith('.pth.tar')
+            assert cfg.paper_ids == 'arXiv:2204.12451'
+    assert not timm.list_pretrained('fan_large_24_p16_224*')  # empty link in the authors' README
+
+
+# --- order of sources -------------------------------------------------------------------------------------------
+
+def _source(name, overlay=None, cache_dir=None):
+    arch, tag = name.split('.')
+    cfg = timm.models.resolve_pretrained_cfg(arch, tag, overlay).to_dict()
+    return hub.resolve_weight_source(arch, cfg, cache_dir)
+
+
+def test_source_order(offline_hub, tmp_path, monkeypatch):
+    fan, stl = 'fan_tiny_12_p16_224.in1k', 'fan_t_hybrid_stl.in1k'
+    assert _source(fan).kind == 'url'  # Hub copy neither published nor cached: the authors' release
+    stl_source = _source(stl)  # no URL: the Hub copy is the only source
+    assert (stl_source.kind, stl_source.location) == ('hf-hub', 'fan-stl/fan_t_hybrid_stl.in1k')
+    assert _source(fan, dict(file='w.pth')).kind == 'file'
+    assert _source(fan, dict(state_dict={'a': torch.zeros(1)}, file='w.pth')).kind == 'state_dict'
+    assert _source(fan, dict(source='hf-hub', hf_hub_id='me/x')).location == 'me/x'
+    monkeypatch.setattr(hub, 'PUBLISHED_HUB_REPOS', frozenset({'fan-stl/fan_tiny_12_p16_224.in1k'}))
+    assert _source(fan).kind == 'hf-hub'
+    monkeypatch.setattr(hub, 'PUBLISHED_HUB_REPOS', frozenset())
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_tiny_12_p16_224.in1k', _hub_folder(random_model(VIT), tmp_path / 'x'))
+    assert _source(fan).kind == 'hf-hub'  # a cached copy is preferred to downloading from the URL
+    with pytest.raises(PretrainedWeightsError, match='No pretrained weights are released for fan_large_24_p16_224'):
+        timm.create_model('fan_large_24_p16_224', pretrained=True)
+
+
+# --- loading paths ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', [VIT, TOKEN])
+def test_pretrained_true_from_fake_hf_cache(offline_hub, tmp_path, name):
+    source = random_model(name)
+    repo = get_pretrained_cfg(name).hf_hub_id
+    add_to_hf_cache(offline_hub, repo, _hub_folder(source, tmp_path / 'export'))
+    # an unreachable URL proves the cached Hub copy is what loads
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(url='http://127.0.0.1:9/x.pth')).eval()
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
+def test_hf_hub_and_local_dir_names(offline_hub, tmp_path):
+    source = random_model(HYBRID)
+    folder = _hub_folder(source, tmp_path / 'export')
+    add_to_hf_cache(offline_hub, 'someone/my_fan', folder)
+    for name in ('hf-hub:someone/my_fan', f'local-dir:{folder}'):
+        model = timm.create_model(name, pretrained=True).eval()
+        torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('training_dict', [False, True], ids=['flat', 'training_dict'])
+def test_official_file_overlay(tmp_path, training_dict):
+    source = random_model(TOKEN)
+    path = save_official(source, tmp_path / 'fan_t_stl.pth.tar', training_dict)
+    model = timm.create_model(TOKEN, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
+@pytest.fixture
+def loopback_server(tmp_path):
+    """ Serve `tmp_path / 'www'` on 127.0.0.1 from a thread; yields the base URL and stops the server afterwards. """
+    root = tmp_path / 'www'
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f'http://127.0.0.1:{server.server_address[1]}/'
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_release_url_converted_on_load(offline_hub, loopback_server):
+    """ With no Hub copy, the authors' direct URL is used and the training dict converted by checkpoint_filter_fn. """
+    root, base_url = loopback_server
+    source = random_model(VIT)
+    save_official(source, root / 'fan_vit_tiny.pth.tar')
+    model = timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(url=base_url + 'fan_vit_tiny.pth.tar'))
+    torch.testing.assert_close(logits(model.eval()), logits(source), rtol=0, atol=0)
+    assert model.pretrained_cfg.get('hf_hub_id') is None  # the source actually used is recorded
+
+
+# --- fine-tuning --------------------------------------------------------------------------------------------------
+
+def test_num_classes_drops_head_and_aux_head_only(tmp_path):
+    source = random_model(TOKEN)
+    path = save_official(source, tmp_path / 'w.pth.tar', training_dict=False)
+    model = timm.create_model(TOKEN, pretrained=True, num_classes=37, pretrained_cfg_overlay=dict(file=str(path)))
+    loaded, original = model.state_dict(), source.state_dict()
+    assert set(loaded) == set(original)
+    assert loaded['head.weight'].shape == loaded['aux_head.weight'].shape == (37, 192)
+    differing = {k for k in original if not torch.equal(loaded[k], original[k])}
+    assert differing == {'head.weight', 'head.bias', 'aux_head.weight', 'aux_head.bias'}
+
+
+def test_in_chans_1_adapts_first_conv(tmp_path):
+    source = random_model(HYBRID)
+    path = save_official(source, tmp_path / 'w.pth.tar', training_dict=False)
+    model = timm.create_model(HYBRID, pretrained=True, in_chans=1, pretrained_cfg_overlay=dict(file=str(path)))
+    conv = 'patch_embed.backbone.stem.0.weight'
+    torch.testing.assert_close(model.state_dict()[conv], source.state_dict()[conv].sum(1, keepdim=True))
+    assert torch.equal(model.state_dict()['blocks.0.attn.q.weight'], source.state_dict()['blocks.0.attn.q.weight'])
+
+
+def test_features_only_loads_backbone(tmp_path):
+    source = random_model(HYBRID)
+    path = save_official(source, tmp_path / 'w.pth.tar')
+    features = timm.create_model(
+        HYBRID, features_only=True, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = source.forward_intermediates(x, indices=[0, 1, -1], intermediates_only=True)
+        got = features(x)
+    assert len(got) == 3
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+# --- failures: one clear message each ---------------------------------------------------------------------------
+
+def test_offline_with_nothing_cached_names_repo_and_fixes(offline_hub):
+    with pytest.raises(PretrainedWeightsError) as info:
+        timm.create_model(TOKEN, pretrained=True)
+    message = str(info.value)
+    assert 'fan-stl/fan_t_hybrid_stl.in1k' in message and 'not in the local Hugging Face cache' in message
+    assert 'hf download fan-stl/fan_t_hybrid_stl.in1k' in message and 'python -m fan_stl convert' in message
+    assert 'drive.google.com' in message
+
+
+def test_truncated_checkpoint_file(tmp_path):
+    path = save_official(random_model(VIT), tmp_path / 'w.pth.tar')
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PretrainedWeightsError, match='truncated or corrupt'):
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+
+
+def test_corrupt_file_in_hf_cache_named(offline_hub, tmp_path):
+    folder = tmp_path / 'export'
+    folder.mkdir()
+    save_file({'x': torch.zeros(4)}, folder / 'model.safetensors')
+    (folder / 'model.safetensors').write_bytes((folder / 'model.safetensors').read_bytes()[:-8])
+    snapshot = add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', folder)
+    with pytest.raises(PretrainedWeightsError) as info:
+        timm.create_model(TOKEN, pretrained=True)
+    assert 'truncated or corrupt' in str(info.value) and str(snapshot / 'model.safetensors') in str(info.value)
+
+
+def test_checkpoint_of_another_architecture_suggests_the_right_one(tmp_path):
+    path = save_official(random_model(VIT), tmp_path / 'w.pth.tar')
+    with pytest.raises(WeightsMismatchError) as info:
+        timm.create_model(HYBRID, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    message = str(info.value)
+    assert 'does not fit fan_tiny_8_p4_hybrid' in message and 'missing keys' in message
+    assert 'The checkpoint fits: fan_tiny_12_p16_224.' in message
+
+
+def test_unknown_tag():
+    with pytest.raises(PretrainedWeightsError, match=r"Unknown pretrained tag 'in21k' .* fan_tiny_12_p16_224\.in1k"):
+        timm.create_model('fan_tiny_12_p16_224.in21k', pretrained=True)
+
+
+def test_token_checkpoint_into_plain_hybrid_drops_aux_head(tmp_path):
+    source = random_model(TOKEN)
+    path = save_official(source, tmp_path / 'w.pth.tar')
+    model = timm.create_model(HYBRID, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith('aux_head.')}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
