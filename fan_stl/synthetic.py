@@ -1,0 +1,130 @@
+"""A procedurally generated image set for the demo: textured shapes on cluttered backgrounds, as an ImageFolder.
+
+Each class is one (shape, texture) pair; colours, position, size and rotation are random, and the background is
+clutter (colour blobs, lines and fragments of the other textures), so the class is decided by the pixels of a
+region of the image — the situation in which per-token labels carry information. Everything is generated from a
+seed, so the set is identical on every machine.
+"""
+import math
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+Texture = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _stripes(rng: np.random.Generator, size: int) -> np.ndarray:
+    angle, period = rng.uniform(0, math.pi), rng.uniform(5, 9)
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period) > 0).astype(np.float32)
+
+
+def _checker(rng: np.random.Generator, size: int) -> np.ndarray:
+    cell = int(rng.integers(4, 8))
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (((yy // cell) + (xx // cell)) % 2).astype(np.float32)
+
+
+def _dots(rng: np.random.Generator, size: int) -> np.ndarray:
+    pitch = rng.uniform(6, 9)
+    yy, xx = np.mgrid[0:size, 0:size]
+    return ((((yy % pitch) - pitch / 2) ** 2 + ((xx % pitch) - pitch / 2) ** 2) < (pitch / 3.2) ** 2).astype(np.float32)
+
+
+def _rings(rng: np.random.Generator, size: int) -> np.ndarray:
+    period = rng.uniform(5, 8)
+    yy, xx = np.mgrid[0:size, 0:size] - size / 2
+    return (np.sin(np.hypot(yy, xx) * 2 * math.pi / period) > 0).astype(np.float32)
+
+
+TEXTURES: Dict[str, Texture] = {'stripes': _stripes, 'checker': _checker, 'dots': _dots, 'rings': _rings}
+
+
+def _polygon(sides: int, star: bool = False) -> Callable[[float, float, float, float], List[Tuple[float, float]]]:
+    def points(cx: float, cy: float, radius: float, rotation: float) -> List[Tuple[float, float]]:
+        count = sides * 2 if star else sides
+        pts = []
+        for i in range(count):
+            r = radius * (0.45 if star and i % 2 else 1.0)
+            a = rotation + 2 * math.pi * i / count
+            pts.append((cx + r * math.cos(a), cy + r * math.sin(a)))
+        return pts
+    return points
+
+
+SHAPES = {'triangle': _polygon(3), 'square': _polygon(4), 'hexagon': _polygon(6), 'star': _polygon(5, star=True)}
+
+# 8 classes, each a distinct (shape, texture) pair; no shape or texture alone identifies a class
+CLASSES: List[Tuple[str, str]] = [
+    ('triangle', 'stripes'), ('triangle', 'dots'), ('square', 'checker'), ('square', 'rings'),
+    ('hexagon', 'stripes'), ('hexagon', 'checker'), ('star', 'dots'), ('star', 'rings'),
+]
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0, 255, size=3).astype(np.float32)
+
+
+def _clutter(rng: np.random.Generator, size: int) -> Image.Image:
+    """ Smooth colour field, random lines and blobs, and small patches of the class textures. """
+    low = rng.uniform(40, 215, size=(4, 4, 3)).astype(np.uint8)
+    image = Image.fromarray(low).resize((size, size), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0, x1, y1 = rng.uniform(0, size, 4)
+        draw.line((x0, y0, x1, y1), fill=tuple(int(c) for c in _colour(rng)), width=int(rng.integers(1, 4)))
+    for _ in range(int(rng.integers(2, 5))):
+        cx, cy, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(size * 0.04, size * 0.12)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(c) for c in _colour(rng)))
+    pixels = np.asarray(image, dtype=np.float32).copy()
+    for _ in range(int(rng.integers(1, 3))):  # texture fragments: texture alone must not reveal the class
+        texture = TEXTURES[list(TEXTURES)[int(rng.integers(len(TEXTURES)))]](rng, size)
+        side = int(size * rng.uniform(0.12, 0.2))
+        y, x = (int(v) for v in rng.integers(0, size - side, 2))
+        patch = texture[y:y + side, x:x + side, None]
+        pixels[y:y + side, x:x + side] = patch * _colour(rng) + (1 - patch) * _colour(rng)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+def render_sample(class_index: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """ One RGB image of class `class_index`: a textured shape (25–45% of the side in radius) on clutter. """
+    shape, texture = CLASSES[class_index]
+    image = _clutter(rng, size)
+    radius = size * rng.uniform(0.25, 0.45)
+    cx, cy = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
+    mask = Image.new('L', (size, size), 0)
+    ImageDraw.Draw(mask).polygon(SHAPES[shape](cx, cy, radius, rng.uniform(0, 2 * math.pi)), fill=255)
+    pattern = TEXTURES[texture](rng, size)[..., None]
+    fg, bg = _colour(rng), _colour(rng)
+    while np.abs(fg - bg).sum() < 200:  # keep the texture visible
+        bg = _colour(rng)
+    filled = Image.fromarray((pattern * fg + (1 - pattern) * bg).astype(np.uint8))
+    image.paste(filled, (0, 0), mask)
+    return image
+
+
+def make_shapes_dataset(
+        root: Path,
+        train_per_class: int = 80,
+        val_per_class: int = 25,
+        size: int = 64,
+        seed: int = 0,
+) -> Path:
+    """ Write `root/{train,val}/<class>/<n>.png` and return `root`; an existing complete set is reused. """
+    root = Path(root)
+    names = [f'{i}_{shape}_{texture}' for i, (shape, texture) in enumerate(CLASSES)]
+    for split, count, offset in (('train', train_per_class, 0), ('val', val_per_class, 1)):
+        for class_index, name in enumerate(names):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                path = folder / f'{n:05d}.png'
+                if path.exists():
+                    continue
+                rng = np.random.default_rng([seed, offset, class_index, n])
+                tmp = path.with_suffix('.tmp.png')
+                render_sample(class_index, rng, size).save(tmp)
+                tmp.replace(path)  # atomic: an interrupted run never leaves a half-written image
+    return root
