@@ -26,7 +26,7 @@ from fan_stl.hub import (
     HUB_WEIGHTS_FILE,
     SAFE_CHECKPOINT_GLOBALS,
     PretrainedWeightsError,
-    check_state_dict,
+    filter_and_check,
     released_weight,
 )
 from fan_stl.models.fan import checkpoint_filter_fn
@@ -107,6 +107,8 @@ def load_checkpoint_file(path: Union[str, Path], use_ema: bool = True) -> Tuple[
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
+        if 'Unsupported global' not in str(e):
+            raise ConversionError(f'{path} is not a readable checkpoint: truncated or corrupt ({e!s:.200}).') from e
         raise ConversionError(
             f'{path} holds pickled Python objects other than tensors and argparse.Namespace; they are not executed '
             f'here ({str(e).splitlines()[-1][:300]}). If you trust the file, re-save only its tensors, e.g. '
@@ -222,8 +224,7 @@ def convert_checkpoint(
         model = timm.create_model(model_name).eval()
     except PretrainedWeightsError as e:
         raise ConversionError(str(e)) from e
-    state_dict = checkpoint_filter_fn(state_dict, model)
-    check_state_dict(state_dict, model)
+    state_dict = filter_and_check(state_dict, model, checkpoint_filter_fn)
     model.load_state_dict(state_dict, strict=True)
 
     size = img_size or model.pretrained_cfg['input_size'][-1]

@@ -38,7 +38,7 @@ from timm.models import get_pretrained_cfg, list_models, list_pretrained
 __all__ = [
     'HF_HUB_ORG', 'PUBLISHED_HUB_REPOS', 'WEIGHT_SOURCE_ORDER', 'RELEASED_WEIGHTS', 'ReleasedWeight',
     'PretrainedWeightsError', 'WeightsMismatchError', 'WeightSource', 'released_weight', 'resolve_weight_source',
-    'check_pretrained_tag', 'check_state_dict', 'suggest_architectures', 'checked_filter',
+    'check_pretrained_tag', 'filter_and_check', 'suggest_architectures', 'checked_filter',
 ]
 
 HF_HUB_ORG = 'fan-stl'
@@ -52,6 +52,7 @@ WEIGHT_SOURCE_ORDER = ('hf-hub: / local-dir: name', 'state_dict', 'file', 'hf-hu
 FAN_RELEASE_URL = 'https://github.com/zhoudaquan/fully_attentional_network_ckpt/releases/download/v1.0.0/'
 STL_DRIVE_URL = 'https://drive.google.com/file/d/{}/view?usp=sharing'
 HUB_WEIGHTS_FILE = 'model.safetensors'
+FilterFn = Callable[[dict, torch.nn.Module], dict]
 # The only non-tensor object official training checkpoints hold (their `args`); nothing else is unpickled.
 SAFE_CHECKPOINT_GLOBALS = [argparse.Namespace]
 
@@ -210,7 +211,7 @@ class WeightSource:
             raise PretrainedWeightsError(f'Weights for {self.name}: {self._unreadable_message(e)}') from e
 
     def _unreadable_message(self, error: Exception) -> str:
-        if 'Weights only load failed' in str(error):
+        if 'Unsupported global' in str(error):
             return (
                 f'the checkpoint from {self.location} holds pickled Python objects beyond tensors and '
                 '`argparse.Namespace`, which are not executed here. If you trust the file, re-save its tensors '
@@ -289,54 +290,55 @@ def _classifier_keys(classifiers) -> Tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
-def _architecture_shapes(name: str) -> Dict[str, Tuple[int, ...]]:
-    from timm import create_model  # the registry entrypoints, built on the meta device (no memory, no init)
-    return _shapes(create_model(name, device='meta').state_dict())
+def _meta_model(name: str) -> torch.nn.Module:
+    from timm import create_model  # the registry entrypoint, built on the meta device (no memory, no init)
+    return create_model(name, device='meta')
 
 
-def suggest_architectures(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
-    """ Registered FAN architectures whose keys and shapes match `state_dict` (with `num_classes=N` if not 1000). """
-    found = _shapes(state_dict)
-    head = found.get('head.weight')
-    num_classes = head[0] if head else 1000
-    classifier = set(_classifier_keys(('head', 'aux_head')))
+def suggest_architectures(state_dict: Mapping[str, torch.Tensor], filter_fn: FilterFn) -> List[str]:
+    """ Registered FAN architectures `state_dict` loads into strictly after `filter_fn` (`num_classes=N` if not 1000).
+    """
+    head = state_dict.get('head.weight')
     matches = []
     for name in list_models('fan*'):
-        expected = _architecture_shapes(name)
-        if expected.keys() != found.keys():
-            continue
-        if all(expected[k] == found[k] for k in found if k not in classifier):
+        model = _meta_model(name)
+        found, expected = _shapes(filter_fn(dict(state_dict), model)), _shapes(model.state_dict())
+        classifier = set(_classifier_keys(('head', 'aux_head')))
+        if found.keys() == expected.keys() and all(found[k] == expected[k] for k in found if k not in classifier):
+            num_classes = found.get('head.weight', (1000,))[0]
             matches.append(name if num_classes == 1000 else f'{name} (num_classes={num_classes})')
     return matches
 
 
-def check_state_dict(
+def filter_and_check(
         state_dict: Mapping[str, torch.Tensor],
         model: torch.nn.Module,
+        filter_fn: FilterFn,
         ignore_classifier: bool = False,
         ignore_first_conv: Optional[str] = None,
-) -> None:
-    """ Raise `WeightsMismatchError` unless `state_dict` loads strictly into `model`.
+) -> dict:
+    """ Map `state_dict` to `model`'s layout with `filter_fn`; raise `WeightsMismatchError` unless it loads strictly.
 
     The message lists missing, unexpected and wrongly shaped keys and the registered architectures the checkpoint
     does fit. `ignore_classifier` skips the class / token heads (re-made for another `num_classes`);
     `ignore_first_conv` names a first conv whose weight timm adapts to another `in_chans`.
     """
-    expected, found = _shapes(model.state_dict()), _shapes(state_dict)
+    filtered = filter_fn(state_dict, model)
+    expected, found = _shapes(model.state_dict()), _shapes(filtered)
     skip = set(_classifier_keys(model.pretrained_cfg.get('classifier'))) if ignore_classifier else set()
-    missing = sorted(expected.keys() - found.keys() - skip)
-    unexpected = sorted(found.keys() - expected.keys() - skip)
+    missing = [k for k in expected if k not in found and k not in skip]
+    unexpected = [k for k in found if k not in expected and k not in skip]
     shape_skip = skip | ({f'{ignore_first_conv}.weight'} if ignore_first_conv else set())
-    mismatched = sorted(
+    mismatched = [
         f'{k}: checkpoint {found[k]} vs model {expected[k]}'
-        for k in found.keys() & expected.keys() - shape_skip if found[k] != expected[k])
+        for k in found if k in expected and k not in shape_skip and found[k] != expected[k]]
     if not (missing or unexpected or mismatched):
-        return
-    arch = getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)
-    fits = suggest_architectures(state_dict)
+        return filtered
+    arch = model.pretrained_cfg.get('architecture', type(model).__name__)
+    fits = suggest_architectures(state_dict, filter_fn)
 
     def listing(title: str, keys: List[str]) -> str:
-        shown = ', '.join(keys[:8]) + (f', ... ({len(keys)} in all)' if len(keys) > 8 else '')
+        shown = ', '.join(keys[:6]) + (f', ... ({len(keys)} in all)' if len(keys) > 6 else '')
         return f'\n  {title}: {shown}' if keys else ''
 
     hint = (f'\nThe checkpoint fits: {", ".join(fits)}.' if fits else
@@ -346,19 +348,17 @@ def check_state_dict(
         + listing('unexpected keys', unexpected) + listing('wrong shapes', mismatched) + hint)
 
 
-def checked_filter(filter_fn: Callable[[dict, torch.nn.Module], dict]) -> Callable[[dict, torch.nn.Module], dict]:
+def checked_filter(filter_fn: FilterFn) -> FilterFn:
     """ Wrap a checkpoint filter so that a checkpoint of another architecture fails with a clear message.
 
     Tolerates what timm's `load_pretrained` adapts afterwards: the heads when `num_classes` differs from the
     weights' and the first conv when `in_chans` differs.
     """
-    def filter_and_check(state_dict: dict, model: torch.nn.Module) -> dict:
-        state_dict = filter_fn(state_dict, model)
+    def checked(state_dict: dict, model: torch.nn.Module) -> dict:
         cfg = model.pretrained_cfg
         first_conv = cfg.get('first_conv') if model.in_chans != (cfg.get('input_size') or (3,))[0] else None
-        check_state_dict(
-            state_dict, model,
+        return filter_and_check(
+            state_dict, model, filter_fn,
             ignore_classifier=model.num_classes != cfg.get('num_classes'),
             ignore_first_conv=first_conv)
-        return state_dict
-    return filter_and_check
+    return checked
