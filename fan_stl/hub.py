@@ -2,7 +2,7 @@
 
 Every released weight has a Hugging Face Hub repo `fan-stl/<architecture>.<tag>` (safetensors + timm `config.json`
 + model card, written by `python -m fan_stl convert`). `create_model(name, pretrained=True)` takes its weights from
-the first source that applies, in this order (`WEIGHT_SOURCE_ORDER`, decided by `resolve_weight_source`):
+the first source that applies, in this order (decided by `resolve_weight_source`, tested in tests/test_hub.py):
 
 1. what the call names explicitly: an `hf-hub:` / `local-dir:` model name, or `pretrained_cfg_overlay` with
    `state_dict=` or `file=` (an official `.pth.tar` is converted on load by `checkpoint_filter_fn`);
@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from timm.models import get_pretrained_cfg, list_models, list_pretrained
 
 __all__ = [
-    'HF_HUB_ORG', 'PUBLISHED_HUB_REPOS', 'WEIGHT_SOURCE_ORDER', 'RELEASED_WEIGHTS', 'ReleasedWeight',
+    'HF_HUB_ORG', 'PUBLISHED_HUB_REPOS', 'RELEASED_WEIGHTS', 'ReleasedWeight',
     'PretrainedWeightsError', 'WeightsMismatchError', 'WeightSource', 'released_weight', 'resolve_weight_source',
     'check_pretrained_tag', 'filter_and_check', 'suggest_architectures', 'checked_filter',
 ]
@@ -46,8 +46,6 @@ HF_HUB_ORG = 'fan-stl'
 # Hub repos a maintainer has published (`python -m fan_stl convert ... --push`). For a weight that also has a direct
 # URL, the Hub copy takes over from the URL once its repo is listed here (or found in the local HF cache).
 PUBLISHED_HUB_REPOS: FrozenSet[str] = frozenset()
-
-WEIGHT_SOURCE_ORDER = ('hf-hub: / local-dir: name', 'state_dict', 'file', 'hf-hub', 'url')
 
 FAN_RELEASE_URL = 'https://github.com/zhoudaquan/fully_attentional_network_ckpt/releases/download/v1.0.0/'
 STL_DRIVE_URL = 'https://drive.google.com/file/d/{}/view?usp=sharing'
@@ -242,7 +240,7 @@ def resolve_weight_source(
         pretrained_cfg: Optional[Mapping] = None,
         cache_dir: Optional[str] = None,
 ) -> WeightSource:
-    """ Choose where `create_model(variant, pretrained=True)` loads from, following `WEIGHT_SOURCE_ORDER`.
+    """ Choose where `create_model(variant, pretrained=True)` loads from, in the order of the module docstring.
 
     Args:
         variant: Registered architecture name.

@@ -684,7 +684,7 @@ def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     filter_fn = checkpoint_filter_fn
     source = nullcontext()
     if pretrained:
-        # Choose the weight source explicitly (hub.WEIGHT_SOURCE_ORDER) and make timm's own choice agree with it.
+        # Choose the weight source explicitly (order in fan_stl.hub) and make timm's own choice agree with it.
         cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
         weight_source = hub.resolve_weight_source(variant, cfg.to_dict(), kwargs.get('cache_dir'))
         kwargs['pretrained_cfg_overlay'] = {**(kwargs.get('pretrained_cfg_overlay') or {}), **weight_source.cfg_overlay}
