@@ -11,6 +11,8 @@ from typing import List, Optional
 COMMAND_MODULES = (
     'fan_stl.commands.list_models',
     'fan_stl.commands.convert',
+    'fan_stl.commands.evaluate',
+    'fan_stl.commands.corrupt',
 )
 
 
