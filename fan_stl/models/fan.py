@@ -679,8 +679,9 @@ def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     stem = kwargs.get('stem_depths') is not None
     default_out_indices = (0, 1, -1) if stem else 3
     out_indices = kwargs.pop('out_indices', default_out_indices)
-    if isinstance(kwargs.get('pretrained_cfg'), str):
-        hub.check_pretrained_tag(variant, kwargs['pretrained_cfg'])
+    tag = kwargs.get('pretrained_cfg')
+    if isinstance(tag, str) and tag:  # '' is timm's "default tag" (e.g. from a deprecated name)
+        hub.check_pretrained_tag(variant, tag)
     filter_fn = checkpoint_filter_fn
     source = nullcontext()
     if pretrained:
