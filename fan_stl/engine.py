@@ -133,7 +133,8 @@ def build_stl_parts(
         device: torch.device,
         rank: int = 0,
 ) -> Tuple[nn.Module, Optional[TeacherTokenLabeler]]:
-    """ `(task, labeler)` of a stage: the loss in a `ClassificationTask` (tl) or `TokenLabelTask` with a teacher (stl). """
+    """ `(task, labeler)` of a stage: the loss in a `ClassificationTask` (tl), or a `TokenLabelTask` with its teacher
+    labeler (stl). """
     criterion = TokenLabelLoss(cfg.cls_weight, cfg.dense_weight, label_smoothing=cfg.smoothing)
     model.set_token_label_training(True)
     if cfg.stage == 'tl':

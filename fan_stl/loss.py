@@ -71,15 +71,16 @@ class TokenTargets:
         return batch, tokens, self.num_classes
 
     def _fields(self) -> dict:
-        return {name: getattr(self, name) for name in ('indices', 'weights', 'probs') if getattr(self, name) is not None}
+        fields = {name: getattr(self, name) for name in ('indices', 'weights', 'probs')}
+        return {name: value for name, value in fields.items() if value is not None}
 
     def dense(self) -> torch.Tensor:
         """ The `(B, N, K)` fp32 target tensor. """
         if self.probs is not None:
             p = self.probs.float()
         else:
-            weights = torch.ones_like(self.indices, dtype=torch.float32) if self.weights is None else self.weights.float()
-            p = torch.zeros(self.shape, device=self.indices.device).scatter_add_(-1, self.indices, weights)
+            weights = torch.ones_like(self.indices, dtype=torch.float32) if self.weights is None else self.weights
+            p = torch.zeros(self.shape, device=self.indices.device).scatter_add_(-1, self.indices, weights.float())
         return p * (1. - self.smoothing) + self.smoothing / self.num_classes
 
     def cross_entropy(self, token_logits: torch.Tensor) -> torch.Tensor:
