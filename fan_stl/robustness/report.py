@@ -126,7 +126,9 @@ def plot_corruption_errors(
     ax.set_xticklabels([c + ('*' if c in EXTRA_CORRUPTIONS else '') for c in corruptions], rotation=45, ha='right')
     ax.set_ylabel('top-1 error (%), mean over severities')
     ax.set_title(title or 'Corruption error per corruption (* = extra, not in mCE)')
-    ax.legend()
+    top = max((e for model_errors in errors.values() for e in model_errors.values()), default=100.0)
+    ax.set_ylim(0, 1.25 * top)  # headroom for the legend above the bars
+    ax.legend(loc='upper center', ncol=min(len(errors), 3), fontsize='small')
     ax.grid(axis='y', alpha=0.3)
     fig.tight_layout()
     path = Path(path)
