@@ -46,7 +46,8 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
             model, label, Path(args.out) / f'{label}.json', clean=args.data, imagenet_c=args.imagenet_c,
             imagenet_a=args.imagenet_a, imagenet_r=args.imagenet_r, baseline=baseline, settings=settings,
             corruptions=corruptions,
-            source={'pretrained': args.pretrained, 'checkpoint': str(Path(checkpoint).resolve()) if checkpoint else None}))
+            source={'pretrained': args.pretrained,
+                    'checkpoint': str(Path(checkpoint).resolve()) if checkpoint else None}))
     return results
 
 

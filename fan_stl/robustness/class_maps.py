@@ -55,7 +55,8 @@ def dataset_label_map(dataset_classes: Sequence[str], num_classes: int) -> Label
     raise ValueError(
         f'the dataset has {len(dataset_classes)} classes ({_preview(dataset_classes)}) but the model head has '
         f'{num_classes} outputs. Evaluate a model trained on these classes (e.g. `--num-classes '
-        f'{len(dataset_classes)}` with its checkpoint), or a 1000-class ImageNet model on folders named by ImageNet wnids.')
+        f'{len(dataset_classes)}` with its checkpoint), or a 1000-class ImageNet model on folders named by '
+        f'ImageNet wnids.')
 
 
 def imagenet_subset_label_map(dataset_classes: Sequence[str], subset: str, num_classes: int) -> LabelMap:

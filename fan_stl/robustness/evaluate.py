@@ -118,7 +118,8 @@ def evaluate_imagenet_c(
     layout = discover_imagenet_c(root, corruptions)
     label_map = dataset_label_map(layout.classes, model_num_classes(model))
     cells = cells if cells is not None else {}
-    todo = [(c, s, path) for c, sev in layout.cells.items() for s, path in sev.items() if str(s) not in cells.get(c, {})]
+    todo = [(c, s, path) for c, by_severity in layout.cells.items() for s, path in by_severity.items()
+            if str(s) not in cells.get(c, {})]
     for corruption, severity, path in tqdm(todo, desc='ImageNet-C cells', disable=not settings.progress):
         result = evaluate_imagefolder(model, path, settings, label_map, desc=f'{corruption}/{severity}')
         cells.setdefault(corruption, {})[str(severity)] = result
@@ -159,7 +160,8 @@ def load_baseline(path: Path) -> CorruptionBaseline:
     results = load_results(path)
     cells = results.get('imagenet_c', {}).get('cells')
     if not cells:
-        raise ValueError(f'baseline results {path} hold no ImageNet-C cells; evaluate the baseline with --imagenet-c first')
+        raise ValueError(
+            f'baseline results {path} hold no ImageNet-C cells; evaluate the baseline with --imagenet-c first')
     clean = results.get('clean')
     return CorruptionBaseline.from_grid(
         results['model'], error_grid(cells), clean_error=100 - clean['top1'] if clean else None)
@@ -215,7 +217,8 @@ def evaluate_robustness(
         label_map = None
         if key != 'clean':
             label_map = imagenet_subset_label_map(list_classes(root), key, model_num_classes(model))
-        results[key] = {'root': str(Path(root).resolve()), **evaluate_imagefolder(model, root, settings, label_map, key)}
+        accuracy = evaluate_imagefolder(model, root, settings, label_map, desc=key)
+        results[key] = {'root': str(Path(root).resolve()), **accuracy}
         save()
 
     if imagenet_c is not None:

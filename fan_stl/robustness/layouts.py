@@ -45,7 +45,8 @@ def list_classes(root: Path, what: str = 'dataset') -> List[str]:
             raise LayoutError(
                 f'{what} folder {root} holds {loose} images but no class folders; the layout is '
                 f'<root>/<class>/<image>: move the images into one sub-folder per class.')
-        raise LayoutError(f'{what} folder {root} is empty: expected class sub-folders with images (<root>/<class>/<image>).')
+        raise LayoutError(
+            f'{what} folder {root} is empty: expected class sub-folders with images (<root>/<class>/<image>).')
     empty = [c for c in classes if not _has_image(root / c)]
     if empty:
         raise LayoutError(

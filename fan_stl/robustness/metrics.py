@@ -75,7 +75,7 @@ def missing_cells(grid: ErrorGrid, corruptions: Sequence[str] = STANDARD_CORRUPT
 
 
 def corruption_errors(grid: ErrorGrid, corruptions: Optional[Sequence[str]] = None) -> Dict[str, float]:
-    """ Severity-mean error per corruption (all corruptions of `grid` when `corruptions` is None); needs all 5 severities. """
+    """ Severity-mean error per corruption (default: every corruption of `grid`); needs all 5 severities. """
     corruptions = tuple(grid) if corruptions is None else tuple(corruptions)
     missing = missing_cells(grid, corruptions)
     if missing:

@@ -70,7 +70,8 @@ def format_tables(results_list: Sequence[Mapping[str, Any]]) -> str:
         header = ['corruption'] + [r['model'] for r in rows]
         table = [[c + ('*' if c in EXTRA_CORRUPTIONS else '')] + [e.get(c) for e in errors] for c in corruptions]
         lines += _format_rows(header, table)
-    notes = [f'{r["model"]}: {n}' for r in results_list for n in r.get('imagenet_c', {}).get('summary', {}).get('notes', [])]
+    summaries = [r.get('imagenet_c', {}).get('summary', {}) for r in results_list]
+    notes = [f'{r["model"]}: {n}' for r, s in zip(results_list, summaries) for n in s.get('notes', [])]
     return '\n'.join(lines + ([''] + notes if notes else []))
 
 
@@ -113,7 +114,9 @@ def plot_corruption_errors(
         raise ImportError(
             'the corruption chart needs matplotlib: pip install "fan_stl[robustness]" (or pip install matplotlib)'
         ) from None
-    errors = {m: r.get('imagenet_c', {}).get('summary', {}).get('corruption_errors', {}) for m, r in results_by_model.items()}
+    errors = {
+        model: r.get('imagenet_c', {}).get('summary', {}).get('corruption_errors', {})
+        for model, r in results_by_model.items()}
     corruptions = [c for c in ALL_CORRUPTIONS if any(c in e for e in errors.values())]
     if not corruptions:
         raise ValueError('no model has a complete corruption (all 5 severities) to plot; evaluate ImageNet-C first')

@@ -54,7 +54,8 @@ def test_relative_mce_by_hand():
     # and with severity-dependent errors, computed term by term
     grid = make_grid(lambda i, c, s: 25 + s + i)
     expected = 100 * sum(
-        ((28 + i) - clean_error) / (100 * ALEXNET_FRACTIONS[c] - 43.478) for i, c in enumerate(STANDARD_CORRUPTIONS)) / 15
+        ((28 + i) - clean_error) / (100 * ALEXNET_FRACTIONS[c] - 43.478)
+        for i, c in enumerate(STANDARD_CORRUPTIONS)) / 15
     assert relative_mce(grid, clean_error) == pytest.approx(expected, rel=1e-12)
 
 
