@@ -4,13 +4,14 @@ It drives the same pieces as the train.py launcher (`fan_stl.train`): the paired
 callbacks, the teacher token labeler inside `TokenLabelTask`, and `TokenLabelLoss`; with timm's `create_loader`
 (prefetcher or not), `create_optimizer_v2`, `create_scheduler_v2`, `ModelEmaV3`, autocast, gradient accumulation,
 checkpoints (train.py's keys: `state_dict`, `state_dict_ema`, `optimizer`, `epoch`) and DDP under `torchrun` (gloo on
-CPU, nccl on GPU). Stage `tl` trains a token labeler on image labels; stage `stl` a student with a frozen teacher.
+CPU, nccl on GPU). Stage `tl` trains a token labeler on image labels; stage `stl` a student with a frozen teacher;
+stage `plain` is the baseline: cross-entropy on the (mixed, smoothed) image label with the same recipe, any model.
 """
 import math
 import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable, ContextManager, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 import timm
 from timm.data import FastCollateMixup, Mixup, create_dataset, create_loader, resolve_data_config
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.task import ClassificationTask
@@ -33,7 +35,9 @@ from .token_labels import TeacherTokenLabeler, load_teacher
 
 __all__ = ['TrainConfig', 'TrainResult', 'train', 'build_stl_parts']
 
-STAGES = ('tl', 'stl')
+STAGES = ('plain', 'tl', 'stl')
+# timm's PosterizeIncreasing asks Pillow for 0 bits at magnitude 10, which Pillow >= 13 rejects: cap the magnitude at 9
+SAFE_RAND_AUGMENT = 'rand-m9-mstd0.5-inc1-mmax9'
 
 
 @dataclass
@@ -41,6 +45,7 @@ class TrainConfig:
     """ One training run; defaults follow the official STL recipe (spec section 4) except size and length. """
     data_dir: str
     model: str = 'fan_t_hybrid_tl'
+    model_kwargs: Dict[str, Any] = field(default_factory=dict)  # extra create_model kwargs, e.g. depth
     stage: str = 'tl'
     teacher: Optional[Union[str, nn.Module]] = None  # stl: checkpoint path, model name or a module
     teacher_model: Optional[str] = None  # architecture of a checkpoint teacher (default: the student's)
@@ -57,7 +62,7 @@ class TrainConfig:
     warmup_lr: float = 1e-6
     min_lr: float = 1e-6
     drop_path: float = 0.05
-    aa: Optional[str] = 'rand-m9-mstd0.5-inc1'
+    aa: Optional[str] = SAFE_RAND_AUGMENT  # official: 'rand-m9-mstd0.5-inc1' (crashes with Pillow >= 13)
     reprob: float = 0.3
     remode: str = 'pixel'
     mixup: float = 0.8
@@ -133,8 +138,12 @@ def build_stl_parts(
         device: torch.device,
         rank: int = 0,
 ) -> Tuple[nn.Module, Optional[TeacherTokenLabeler]]:
-    """ `(task, labeler)` of a stage: the loss in a `ClassificationTask` (tl), or a `TokenLabelTask` with its teacher
-    labeler (stl). """
+    """ `(task, labeler)` of a stage: a `ClassificationTask` with soft-target CE (plain) or the token-labeling loss
+    (tl), or a `TokenLabelTask` with its teacher labeler (stl). """
+    if cfg.stage == 'plain':
+        mixing = cfg.mixup > 0 or cfg.cutmix > 0
+        criterion = SoftTargetCrossEntropy() if mixing else LabelSmoothingCrossEntropy(cfg.smoothing)
+        return ClassificationTask(model=model, criterion=criterion, device=device, verbose=False), None
     criterion = TokenLabelLoss(cfg.cls_weight, cfg.dense_weight, label_smoothing=cfg.smoothing)
     model.set_token_label_training(True)
     if cfg.stage == 'tl':
@@ -213,7 +222,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     device = _device(cfg)
     random_seed(cfg.seed, rank)
     num_classes = cfg.num_classes or len(_dataset(cfg, 'train', None, True).reader.class_to_idx)
-    model = timm.create_model(cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path).to(device)
+    model = timm.create_model(
+        cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path, **cfg.model_kwargs).to(device)
     task, _ = build_stl_parts(cfg, model, num_classes, device, rank)
     train_loader, val_loader, mixup_fn = _loaders(cfg, model, num_classes, device, world_size > 1)
     optimizer = create_optimizer_v2(model, 'adamw', lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -49,6 +49,13 @@ def test_full_recipe_prefetcher_amp_accumulation_follow_mixing(imagenette_root):
     assert len(result.step_losses) == 2 and all(torch.isfinite(torch.tensor(result.step_losses)))
 
 
+def test_plain_baseline_stage_trains_any_model_with_model_kwargs(imagenette_root):
+    result = train(TrainConfig(data_dir=str(imagenette_root), stage='plain', epochs=2, max_steps_per_epoch=2,
+                               model_kwargs=dict(depth=1), **{**TINY, 'model': 'fan_tiny_8_p4_hybrid'}))
+    assert len(result.model.blocks) == 1 and result.model.aux_head is None
+    assert len(result.history) == 2 and all(torch.isfinite(torch.tensor(result.step_losses)))
+
+
 def test_stl_without_teacher_is_a_clear_error(imagenette_root):
     with pytest.raises(ValueError, match='needs a teacher'):
         train(TrainConfig(data_dir=str(imagenette_root), stage='stl', **{**TINY, 'model': 'fan_t_hybrid_stl'}))
