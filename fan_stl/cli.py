@@ -9,6 +9,7 @@ import sys
 from typing import List, Optional
 
 COMMAND_MODULES = (
+    'fan_stl.commands.demo',
     'fan_stl.commands.list_models',
     'fan_stl.commands.convert',
     'fan_stl.commands.evaluate',
