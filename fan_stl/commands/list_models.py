@@ -21,7 +21,9 @@ def model_summary(name: str, img_size: int = 224) -> dict:
         'params_m': sum(p.numel() for p in model.parameters()) / 1e6,
         'gmacs': counter.get_total_flops() / 2e9,
         'token_head': getattr(model, 'aux_head', None) is not None,
-        'pretrained_tags': [n.split('.', 1)[1] for n in timm.list_pretrained(name + '.*')],
+        'pretrained_tags': [
+            tag + ('*' if tag == model.pretrained_cfg.get('tag') else '')
+            for tag in (n.split('.', 1)[1] for n in timm.list_pretrained(name + '.*'))],
     }
 
 
@@ -32,6 +34,7 @@ def format_table(rows: List[dict]) -> str:
         lines.append(
             f"{r['model']:<28} {r['params_m']:>10.2f} {r['gmacs']:>7.2f}  {'yes' if r['token_head'] else 'no':<10} "
             f"{', '.join(r['pretrained_tags']) or '-'}")
+    lines.append('* default tag (pretrained=True without a tag)')
     return '\n'.join(lines)
 
 
