@@ -22,11 +22,11 @@ from timm.data.mixup import FastCollateMixup, Mixup, cutmix_bbox_and_lam, mixup_
 
 from .data import split_views
 from .loss import TokenLabelTarget
+from .models.fan import TOKEN_STRIDE
 from .token_labels import TeacherTokenLabeler
 
 __all__ = ['TokenLabelMixup', 'TokenLabelCollateMixup', 'attach_token_labels', 'TOKEN_STRIDE']
 
-TOKEN_STRIDE = 16
 _MIX_COLUMNS = 5  # token_lam, top, bottom, left, right
 
 

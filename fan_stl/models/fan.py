@@ -47,6 +47,7 @@ from timm.models import (
     resolve_pretrained_cfg,
 )
 from timm.models._features import feature_take_indices
+from timm.models._features_fx import register_notrace_function
 from timm.models.convnext import ConvNeXtStage
 from timm.models.xcit import ClassAttentionBlock, PositionalEncodingFourier
 
@@ -55,12 +56,22 @@ from fan_stl import hub
 __all__ = ['FAN']  # model_registry will add each entrypoint fn to this
 
 TOKEN_STRIDE = 16
-AUX_LOGITS_WEIGHT = 0.5
 
 
 def _device_dtype(module: nn.Module) -> dict:
     param = next(module.parameters())
     return {'device': param.device, 'dtype': param.dtype}
+
+
+@register_notrace_function  # FX: a leaf call, so the check still runs on real shapes
+def check_input_size(x: torch.Tensor) -> None:
+    """ Raise a clear error unless the image height and width are positive multiples of the token stride (16). """
+    H, W, stride = x.shape[-2], x.shape[-1], 16  # TOKEN_STRIDE (TorchScript cannot read module globals)
+    if H % stride != 0 or W % stride != 0 or H < stride or W < stride:
+        raise ValueError(
+            f'FAN models need an input height and width that are positive multiples of the token stride {stride}; '
+            f'got {H}x{W}. Resize or crop the images, e.g. to '
+            f'{max(stride, H // stride * stride)}x{max(stride, W // stride * stride)}.')
 
 
 class ConvPatchEmbed(nn.Module):
@@ -490,24 +501,11 @@ class FAN(nn.Module):
             self.aux_head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
             self.aux_head.train(self.training)
 
-    def _check_input_size(self, x: torch.Tensor) -> None:
-        H, W = x.shape[-2:]
-        if H % TOKEN_STRIDE or W % TOKEN_STRIDE or H < TOKEN_STRIDE or W < TOKEN_STRIDE:
-            raise ValueError(
-                f'FAN models need an input height and width that are positive multiples of the token stride '
-                f'{TOKEN_STRIDE}; got {H}x{W}. Resize or crop the images, e.g. to '
-                f'{max(TOKEN_STRIDE, H // TOKEN_STRIDE * TOKEN_STRIDE)}x{max(TOKEN_STRIDE, W // TOKEN_STRIDE * TOKEN_STRIDE)}.')
-
     def _tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """ Flatten a (B, C, H, W) map to tokens and add the Fourier positional encoding of its grid. """
         x = x.flatten(2).transpose(1, 2)
         pos = self.pos_embed(1, H, W).flatten(2).transpose(1, 2)
         return self.pos_drop(x + pos)
-
-    def _block(self, blk: nn.Module, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint(blk, x, H, W)
-        return blk(x, H, W)
 
     def _forward_cls(self, x: torch.Tensor) -> torch.Tensor:
         """ Append the class token after the FAN blocks and run the class-attention blocks. """
@@ -544,7 +542,7 @@ class FAN(nn.Module):
             intermediates_only: Only return intermediate features.
         """
         assert output_fmt in ('NCHW', 'NLC'), 'Output format must be one of NCHW or NLC.'
-        self._check_input_size(x)
+        check_input_size(x)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         num_stem = len(self.feature_info) - len(self.blocks)
         intermediates = []
@@ -566,7 +564,10 @@ class FAN(nn.Module):
         if stop_early and not torch.jit.is_scripting():
             blocks = self.blocks[:max(0, max_index - num_stem + 1)]
         for i, blk in enumerate(blocks):
-            x = self._block(blk, x, H, W)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, H, W)
+            else:
+                x = blk(x, H, W)
             if i + num_stem in take_indices:
                 y = self.norm(x) if norm else x
                 intermediates.append(y.transpose(1, 2).reshape(B, -1, H, W) if output_fmt == 'NCHW' else y)
@@ -598,12 +599,15 @@ class FAN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """ Image -> normalised tokens (B, 1 + N, C), class token first. """
-        self._check_input_size(x)
+        check_input_size(x)
         x = self.patch_embed(x)
         H, W = x.shape[-2:]
         x = self._tokens(x, H, W)
         for blk in self.blocks:
-            x = self._block(blk, x, H, W)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, H, W)
+            else:
+                x = blk(x, H, W)
         return self.norm(self._forward_cls(x))
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -629,7 +633,7 @@ class FAN(nn.Module):
         if self.token_label_training and self.training and not torch.jit.is_scripting():
             return logits, token_logits
         if self.fuse_token_logits:
-            return logits + AUX_LOGITS_WEIGHT * token_logits.amax(dim=1)
+            return logits + 0.5 * token_logits.amax(dim=1)  # STL's evaluation rule
         return logits
 
     def forward_dense(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

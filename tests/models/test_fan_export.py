@@ -47,3 +47,19 @@ def test_onnx_export_matches_with_onnxruntime(tmp_path):
     session = ort.InferenceSession(str(path))
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     torch.testing.assert_close(torch.from_numpy(out), model(x).detach(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['fan_t_hybrid_stl', 'fan_tiny_12_p16_224'])
+def test_torchscript_and_fx_match_eager(name):
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    from timm.models._features_fx import get_notrace_functions, get_notrace_modules
+    model = _tiny(name).eval()
+    x = torch.randn(2, 3, 64, 64)
+    scripted = torch.jit.script(model)
+    torch.testing.assert_close(scripted(x), model(x))
+    with pytest.raises(Exception, match='multiples of the token stride'):
+        scripted(torch.randn(1, 3, 60, 64))  # the input check survives scripting
+    tracer_kwargs = {'leaf_modules': get_notrace_modules(), 'autowrap_functions': get_notrace_functions()}
+    last = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)[1][-1]
+    traced = create_feature_extractor(model, return_nodes=[last], tracer_kwargs=tracer_kwargs)
+    torch.testing.assert_close(traced(x)[last], model(x))
