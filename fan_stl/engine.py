@@ -51,6 +51,7 @@ class TrainConfig:
     teacher_model: Optional[str] = None  # architecture of a checkpoint teacher (default: the student's)
     num_classes: Optional[int] = None  # default: the classes found in the training split
     img_size: int = 224
+    scale: Tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop area range
     batch_size: int = 128
     epochs: int = 1
     max_steps_per_epoch: Optional[int] = None
@@ -181,7 +182,7 @@ def _loaders(cfg: TrainConfig, model: nn.Module, num_classes: int, device: torch
                   distributed=distributed, use_prefetcher=cfg.prefetcher, device=device)
     train_loader = create_loader(
         train_set, input_size=data_config['input_size'], batch_size=cfg.batch_size, is_training=True,
-        re_prob=cfg.reprob, re_mode=cfg.remode, re_split=cfg.stage == 'stl', auto_augment=cfg.aa,
+        scale=cfg.scale, re_prob=cfg.reprob, re_mode=cfg.remode, re_split=cfg.stage == 'stl', auto_augment=cfg.aa,
         interpolation='random', collate_fn=collate_fn, **common)
     val_loader = create_loader(
         _dataset(cfg, 'val', cfg.val_samples_per_class, is_training=False), input_size=data_config['input_size'],

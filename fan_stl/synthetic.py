@@ -1,6 +1,6 @@
 """A procedurally generated image set for the demo: textured shapes on cluttered backgrounds, as an ImageFolder.
 
-Each class is one (shape, texture) pair; colours, position, size and rotation are random, and the background is
+Each class is one shape with its own texture; colours, position, size and rotation are random, and the background is
 clutter (colour blobs, lines and fragments of the other textures), so the class is decided by the pixels of a
 region of the image — the situation in which per-token labels carry information. Everything is generated from a
 seed, so the set is identical on every machine.
@@ -39,7 +39,21 @@ def _rings(rng: np.random.Generator, size: int) -> np.ndarray:
     return (np.sin(np.hypot(yy, xx) * 2 * math.pi / period) > 0).astype(np.float32)
 
 
-TEXTURES: Dict[str, Texture] = {'stripes': _stripes, 'checker': _checker, 'dots': _dots, 'rings': _rings}
+def _grid(rng: np.random.Generator, size: int) -> np.ndarray:
+    pitch, width = int(rng.integers(6, 9)), 2
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (((yy % pitch) < width) | ((xx % pitch) < width)).astype(np.float32)
+
+
+def _zigzag(rng: np.random.Generator, size: int) -> np.ndarray:
+    period, amplitude = rng.uniform(6, 9), rng.uniform(2, 4)
+    yy, xx = np.mgrid[0:size, 0:size]
+    wave = amplitude * np.abs(((xx / period) % 2) - 1)
+    return (((yy + wave) % period) < period / 2).astype(np.float32)
+
+
+TEXTURES: Dict[str, Texture] = {
+    'stripes': _stripes, 'checker': _checker, 'dots': _dots, 'rings': _rings, 'grid': _grid, 'zigzag': _zigzag}
 
 
 def _polygon(sides: int, star: bool = False) -> Callable[[float, float, float, float], List[Tuple[float, float]]]:
@@ -54,12 +68,22 @@ def _polygon(sides: int, star: bool = False) -> Callable[[float, float, float, f
     return points
 
 
-SHAPES = {'triangle': _polygon(3), 'square': _polygon(4), 'hexagon': _polygon(6), 'star': _polygon(5, star=True)}
+def _cross(cx: float, cy: float, radius: float, rotation: float) -> List[Tuple[float, float]]:
+    arm = radius * 0.38
+    outline = [(arm, radius), (arm, arm), (radius, arm), (radius, -arm), (arm, -arm), (arm, -radius), (-arm, -radius),
+               (-arm, -arm), (-radius, -arm), (-radius, arm), (-arm, arm), (-arm, radius)]
+    c, s = math.cos(rotation), math.sin(rotation)
+    return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in outline]
 
-# 8 classes, each a distinct (shape, texture) pair; no shape or texture alone identifies a class
+
+SHAPES = {'triangle': _polygon(3), 'square': _polygon(4), 'hexagon': _polygon(6), 'star': _polygon(5, star=True),
+          'disc': _polygon(32), 'cross': _cross}
+
+# 6 classes, each its own shape and texture; the clutter carries fragments of every texture, so the object region
+# (not a texture anywhere in the image) decides the class
 CLASSES: List[Tuple[str, str]] = [
-    ('triangle', 'stripes'), ('triangle', 'dots'), ('square', 'checker'), ('square', 'rings'),
-    ('hexagon', 'stripes'), ('hexagon', 'checker'), ('star', 'dots'), ('star', 'rings'),
+    ('triangle', 'stripes'), ('square', 'checker'), ('hexagon', 'dots'), ('star', 'rings'), ('disc', 'grid'),
+    ('cross', 'zigzag'),
 ]
 
 
@@ -79,9 +103,9 @@ def _clutter(rng: np.random.Generator, size: int) -> Image.Image:
         cx, cy, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(size * 0.04, size * 0.12)
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(c) for c in _colour(rng)))
     pixels = np.asarray(image, dtype=np.float32).copy()
-    for _ in range(int(rng.integers(1, 3))):  # texture fragments: texture alone must not reveal the class
+    for _ in range(int(rng.integers(1, 3))):  # texture fragments: a texture patch alone must not decide
         texture = TEXTURES[list(TEXTURES)[int(rng.integers(len(TEXTURES)))]](rng, size)
-        side = int(size * rng.uniform(0.12, 0.2))
+        side = int(size * rng.uniform(0.1, 0.16))
         y, x = (int(v) for v in rng.integers(0, size - side, 2))
         patch = texture[y:y + side, x:x + side, None]
         pixels[y:y + side, x:x + side] = patch * _colour(rng) + (1 - patch) * _colour(rng)
