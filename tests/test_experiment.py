@@ -6,7 +6,7 @@ import torch
 
 import timm
 from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
-from fan_stl.synthetic import make_shapes_dataset
+from fan_stl.synthetic import CLASSES, make_shapes_dataset
 
 pytest.importorskip('imagecorruptions', reason='corruptions need the robustness extra: pip install "fan_stl[robustness]"')
 
@@ -41,7 +41,7 @@ def test_weights_are_timm_loadable_safetensors_of_the_reduced_model(toy_run):
     folder = f'{cfg.out_dir}/weights/stl-seed0'
     assert json.load(open(f'{folder}/config.json'))['architecture'] == 'fan_t_hybrid_stl'
     model = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
-    assert len(model.blocks) == 1 and model.num_classes == 8
+    assert len(model.blocks) == 1 and model.num_classes == len(CLASSES)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 8)
 
