@@ -397,36 +397,15 @@ class FAN(nn.Module):
             ]
         self.pos_embed = PositionalEncodingFourier(hidden_dim=32, dim=embed_dim, **dd)
         self.pos_drop = nn.Dropout(pos_drop_rate)
+        block_args = dict(
+            num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
+            attn_drop=attn_drop_rate, norm_layer=norm_layer, eta=eta, **dd)
         self.blocks = nn.ModuleList([
-            FANBlock(
-                embed_dim,
-                num_heads=num_heads,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate,
-                drop_path=drop_path_rate,
-                norm_layer=norm_layer,
-                eta=eta,
-                **dd,
-            )
-            for _ in range(depth)])
+            FANBlock(embed_dim, drop_path=drop_path_rate, **block_args) for _ in range(depth)])
         self.feature_info = stem_info + [
             dict(num_chs=embed_dim, reduction=TOKEN_STRIDE, module=f'blocks.{i}') for i in range(depth)]
         self.cls_attn_blocks = nn.ModuleList([
-            ClassAttentionBlock(
-                embed_dim,
-                num_heads=num_heads,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate,
-                norm_layer=norm_layer,
-                eta=eta,
-                tokens_norm=True,
-                **dd,
-            )
-            for _ in range(cls_attn_layers)])
+            ClassAttentionBlock(embed_dim, tokens_norm=True, **block_args) for _ in range(cls_attn_layers)])
         self.norm = norm_layer(embed_dim, **dd)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
