@@ -19,6 +19,7 @@ Results (command, seeds, epochs, machine, wall time, the table, the chart) are a
 import argparse
 import datetime
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,9 @@ MODES: Dict[str, Dict] = {
 
 
 def record(args: argparse.Namespace, cfg: ExperimentConfig, table: str, seconds: float, chart: Path) -> None:
+    kept = RESULTS.parent / 'results' / f'reproduce_small_{args.mode}.png'
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copyfile(chart, kept)
     header = (
         f'\n## reproduce_small.py ({args.mode}) — {datetime.date.today().isoformat()}\n\n'
         f'- command: `python benchmarks/{" ".join([Path(__file__).name] + sys.argv[1:])}`\n'
@@ -58,7 +62,7 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, table: str, seconds:
         f'- corruptions: {len(cfg.corruptions)} standard x severities {list(cfg.severities)}\n'
         f'- machine: {device_name()}; python {platform.python_version()}, torch {torch.__version__}, '
         f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
-        f'- wall time: {seconds / 60:.1f} min; chart: `{chart}`\n\n')
+        f'- wall time: {seconds / 60:.1f} min; chart: [{kept.relative_to(RESULTS.parent)}]({kept.relative_to(RESULTS.parent)})\n\n')
     with RESULTS.open('a') as f:
         f.write(header + table + '\n')
 
