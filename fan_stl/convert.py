@@ -165,7 +165,7 @@ The same weights load with `timm.create_model('{arch}', pretrained=True)` after 
         'Original': cfg.origin_url,
         'Dataset': 'ImageNet-1k',
         'License': ('CC-BY-NC-SA-4.0, as the STL README states for its weights' if stl else
-                    "non-commercial: the FAN repository's NVIDIA Source Code License-NC; the authors state no "
+                    "non-commercial: the FAN repository's NVIDIA licence (Source Code License-NC); the authors state no "
                     'separate licence for the released weights'),
     }
     if 'in22k' in model_name:
