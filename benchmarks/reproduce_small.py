@@ -53,16 +53,18 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, table: str, seconds:
     kept = RESULTS.parent / 'results' / f'reproduce_small_{args.mode}.png'
     kept.parent.mkdir(exist_ok=True)
     shutil.copyfile(chart, kept)
+    evaluated = 'all' if cfg.eval_per_class is None else cfg.eval_per_class
+    chart_link = kept.relative_to(RESULTS.parent)
     header = (
         f'\n## reproduce_small.py ({args.mode}) — {datetime.date.today().isoformat()}\n\n'
         f'- command: `python benchmarks/{" ".join([Path(__file__).name] + sys.argv[1:])}`\n'
-        f'- data: {cfg.data_dir} (train split for training, {"all" if cfg.eval_per_class is None else cfg.eval_per_class}'
+        f'- data: {cfg.data_dir} (train split for training, {evaluated}'
         f' val images per class for clean and corrupted evaluation)\n'
         f'- seeds: {list(cfg.seeds)}; arms: {list(cfg.arms)}; recipe: {cfg.train}\n'
         f'- corruptions: {len(cfg.corruptions)} standard x severities {list(cfg.severities)}\n'
         f'- machine: {device_name()}; python {platform.python_version()}, torch {torch.__version__}, '
         f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
-        f'- wall time: {seconds / 60:.1f} min; chart: [{kept.relative_to(RESULTS.parent)}]({kept.relative_to(RESULTS.parent)})\n\n')
+        f'- wall time: {seconds / 60:.1f} min; chart: [{chart_link}]({chart_link})\n\n')
     with RESULTS.open('a') as f:
         f.write(header + table + '\n')
 

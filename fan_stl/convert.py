@@ -165,13 +165,14 @@ The same weights load with `timm.create_model('{arch}', pretrained=True)` after 
         'Original': cfg.origin_url,
         'Dataset': 'ImageNet-1k',
         'License': ('CC-BY-NC-SA-4.0, as the STL README states for its weights' if stl else
-                    "non-commercial: the FAN repository's NVIDIA licence (Source Code License-NC); the authors state no "
-                    'separate licence for the released weights'),
+                    "non-commercial: the FAN repository's NVIDIA licence (Source Code License-NC); the authors "
+                    'state no separate licence for the released weights'),
     }
     if 'in22k' in model_name:
         details['Pretrain Dataset'] = 'ImageNet-22k'
     if weight is not None:
         details['Original weights'] = weight.original
+        details['Architecture'] += f"; the authors' README prints {weight.reported_params}"
         details['Reported by the authors (top-1 %)'] = {
             'ImageNet-1k': _metric(weight.top1),
             'ImageNet-C (mean accuracy over corruptions, not mCE)': _metric(weight.in_c),

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -101,7 +101,12 @@ def _eval_images(val_dir: Path, out_dir: Path, per_class: Optional[int]) -> Path
     return subset
 
 
-def _train_arm(cfg: ExperimentConfig, arm: str, seed: int, teacher: Optional[nn.Module]) -> tuple:
+def _train_arm(
+        cfg: ExperimentConfig,
+        arm: str,
+        seed: int,
+        teacher: Optional[nn.Module],
+) -> Tuple[nn.Module, List[Dict[str, float]], float]:
     """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished. """
     folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
     record = folder / 'history.json'
@@ -134,20 +139,22 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     results: List[ArmResult] = []
     for seed in cfg.seeds:
         trained: Dict[str, nn.Module] = {}
-        evaluated: Dict[str, Dict[str, Any]] = {}
+        runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
         for arm in sorted(cfg.arms, key=list(ARMS).index):  # the teacher (tl) trains before the students
             teacher = trained['tl'] if ARMS[arm]['stage'] == 'stl' else None
             model, history, seconds = _train_arm(cfg, arm, seed, teacher)
             trained[arm] = model
-            evaluated[arm] = evaluate_robustness(
+            evaluated = evaluate_robustness(
                 model, f'{arm}-seed{seed}', out / 'results' / f'{arm}-seed{seed}.json', clean=val, imagenet_c=val_c,
                 settings=settings, corruptions=cfg.corruptions, source={'weights': f'weights/{arm}-seed{seed}'})
-            grid = error_grid(evaluated[arm]['imagenet_c']['cells'])
-            base = CorruptionBaseline.from_grid('baseline', error_grid(evaluated['baseline']['imagenet_c']['cells']))
+            runs[arm] = evaluated, history, seconds
+        base = CorruptionBaseline.from_grid('baseline', error_grid(runs['baseline'][0]['imagenet_c']['cells']))
+        for arm, (evaluated, history, seconds) in runs.items():
             results.append(ArmResult(
-                arm=arm, seed=seed, clean_top1=evaluated[arm]['clean']['top1'],
-                corruption_errors=evaluated[arm]['imagenet_c']['summary']['corruption_errors'],
-                mce_vs_baseline=mce(grid, base, cfg.corruptions), train_seconds=seconds, history=history))
+                arm=arm, seed=seed, clean_top1=evaluated['clean']['top1'],
+                corruption_errors=evaluated['imagenet_c']['summary']['corruption_errors'],
+                mce_vs_baseline=mce(error_grid(evaluated['imagenet_c']['cells']), base, cfg.corruptions),
+                train_seconds=seconds, history=history))
     (out / 'summary.json').write_text(json.dumps([asdict(r) for r in results], indent=1))
     plot_corruption_errors(
         {r.arm: {'imagenet_c': {'summary': {'corruption_errors': _mean_errors(results, r.arm)}}} for r in results},

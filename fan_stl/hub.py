@@ -93,10 +93,6 @@ class ReleasedWeight:
     def is_stl(self) -> bool:
         return self.architecture.endswith(('_tl', '_stl'))
 
-    @property
-    def license(self) -> str:
-        return 'cc-by-nc-sa-4.0' if self.is_stl else 'other'
-
 
 def _fan(name: str, filename: str, params: str, *metrics: Optional[float], img_size: int = 224) -> ReleasedWeight:
     return ReleasedWeight(name, FAN_RELEASE_URL + filename, params, *metrics, img_size=img_size)

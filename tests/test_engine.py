@@ -34,7 +34,7 @@ def test_stage1_then_stage2_losses_decrease_and_checkpoints_load(imagenette_root
     assert stl.history[1]['train_loss'] < stl.history[0]['train_loss']
     student = timm.create_model('fan_t_hybrid_stl', num_classes=10)
     load_checkpoint(student, stl.checkpoint, use_ema=True)
-    assert torch.equal(student.head.weight, stl.model.head.weight) is False  # the EMA weights, not the raw ones
+    assert not torch.equal(student.head.weight, stl.model.head.weight)  # the EMA weights, not the raw ones
     resumed = train(replace(stl_cfg, epochs=3, max_steps_per_epoch=1, resume=stl.checkpoint,
                             output_dir=str(tmp_path / 'resumed')))
     assert [h['epoch'] for h in resumed.history] == [2]

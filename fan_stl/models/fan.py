@@ -422,7 +422,8 @@ class FAN(nn.Module):
         """ Initialise for training from scratch (pretrained weights overwrite all of it). """
         trunc_normal_(self.cls_token, std=.02)
         for name, module in self.named_modules():
-            if isinstance(module, nn.Linear) or (name.startswith('patch_embed.backbone') and isinstance(module, nn.Conv2d)):
+            stem_conv = name.startswith('patch_embed.backbone') and isinstance(module, nn.Conv2d)
+            if isinstance(module, nn.Linear) or stem_conv:
                 trunc_normal_(module.weight, std=.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)

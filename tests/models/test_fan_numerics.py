@@ -32,7 +32,7 @@ def _randomise(module: torch.nn.Module) -> None:
 
 
 def reference_channel_processing(cp: ChannelProcessing, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """ Per sample, per head, per channel: softmax over tokens, mean over the head's channels, sigmoid x temperature. """
+    """ Per sample, head and channel: softmax over tokens, mean over the head's channels, sigmoid x temperature. """
     B, N, C = x.shape
     h = cp.num_heads
     d = C // h
@@ -101,7 +101,8 @@ def test_fan_block_is_prenorm_with_layer_scale():
     blk = FANBlock(48, num_heads=4).eval()
     _randomise(blk)
     x = torch.randn(2, 16, 48)
-    y = x + blk.gamma1 * reference_token_mixing(blk.attn, F.layer_norm(x, (48,), blk.norm1.weight, blk.norm1.bias, 1e-6))
+    normed = F.layer_norm(x, (48,), blk.norm1.weight, blk.norm1.bias, 1e-6)
+    y = x + blk.gamma1 * reference_token_mixing(blk.attn, normed)
     y = y + blk.gamma2 * reference_channel_processing(
         blk.mlp, F.layer_norm(y, (48,), blk.norm2.weight, blk.norm2.bias, 1e-6), 4, 4)
     torch.testing.assert_close(blk(x, 4, 4), y, atol=1e-5, rtol=1e-5)
