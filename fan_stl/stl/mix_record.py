@@ -1,0 +1,82 @@
+"""The per-token mix record: the one contract between every mixing method and the token targets.
+
+For every sample `b` of a mixed batch, `MixRecord` says which share of each token `n` is the sample's own content
+(`own[b, n]`, 1 = untouched, 0 = entirely the partner's), whose content fills the rest (`partner[b]`, a batch index),
+and which share of the image (class) target is the sample's own (`lam[b]`). Mixup, CutMix, MaskMix and MixToken are
+producers of a record; PAL and TransMix rewrite `lam` only; the token targets consume it with one blend rule:
+
+    target[b, n] = own[b, n] * tokens[b, n] + (1 - own[b, n]) * tokens[partner[b], n]
+
+To travel through timm's data path (worker processes, `pin_memory`, the prefetcher's `.to(device)`, `FastCollateMixup`)
+a record is packed into plain float columns appended to the soft image target: `(B, K)` -> `(B, K + 2 + N)` =
+`[soft target | lam | partner | own]`, and unpacked where the target is consumed.
+"""
+from dataclasses import dataclass
+from typing import Tuple, Union
+
+import torch
+
+__all__ = ['MixRecord']
+
+_HEADER = 2  # lam, partner
+
+
+@dataclass
+class MixRecord:
+    """ Per-token ownership of a mixed batch (see the module docstring). """
+    own: torch.Tensor  # (B, N) float in [0, 1]
+    partner: torch.Tensor  # (B,) int64 batch indices
+    lam: torch.Tensor  # (B,) float in [0, 1]
+
+    def __post_init__(self):
+        if self.own.ndim != 2:
+            raise ValueError(f'MixRecord.own must be (batch, tokens); got shape {tuple(self.own.shape)}.')
+        batch = self.own.shape[0]
+        if tuple(self.partner.shape) != (batch,) or tuple(self.lam.shape) != (batch,):
+            raise ValueError(
+                f'MixRecord.partner and .lam must be ({batch},) for a batch of {batch}; got '
+                f'{tuple(self.partner.shape)} and {tuple(self.lam.shape)}.')
+
+    @classmethod
+    def identity(cls, batch: int, tokens: int, device: Union[str, torch.device] = 'cpu') -> 'MixRecord':
+        """ The record of an unmixed batch: every token and every image target is the sample's own. """
+        return cls(
+            own=torch.ones(batch, tokens, device=device),
+            partner=torch.arange(batch, device=device),
+            lam=torch.ones(batch, device=device),
+        )
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """ `(B, N)`. """
+        return tuple(self.own.shape)
+
+    @property
+    def is_identity(self) -> bool:
+        """ True when nothing was mixed (no partner content anywhere). """
+        return bool((self.own == 1).all() and (self.lam == 1).all())
+
+    def pack(self, soft_target: torch.Tensor) -> torch.Tensor:
+        """ `[soft_target | lam | partner | own]` as one float tensor `(B, K + 2 + N)` (see the module docstring). """
+        soft_target = soft_target.float()  # partner indices stay exact in fp32
+        columns = [soft_target, self.lam[:, None].to(soft_target), self.partner[:, None].to(soft_target),
+                   self.own.to(soft_target)]
+        return torch.cat([c.to(soft_target.device) for c in columns], dim=1)
+
+    @classmethod
+    def unpack(cls, packed: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 'MixRecord']:
+        """ `(soft_target (B, K), record)` from a tensor made by `pack`. """
+        if packed.ndim != 2 or packed.shape[1] <= num_classes + _HEADER:
+            raise ValueError(
+                f'A packed mix target for {num_classes} classes must be (batch, {num_classes} + 2 + tokens); got '
+                f'{tuple(packed.shape)}. Check that --num-classes matches the data and the teacher.')
+        soft, lam, partner, own = packed.split(
+            [num_classes, 1, 1, packed.shape[1] - num_classes - _HEADER], dim=1)
+        return soft, cls(own=own.float(), partner=partner[:, 0].round().long(), lam=lam[:, 0].float())
+
+    def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> 'MixRecord':
+        return MixRecord(
+            own=self.own.to(device, non_blocking=non_blocking),
+            partner=self.partner.to(device, non_blocking=non_blocking),
+            lam=self.lam.to(device, non_blocking=non_blocking),
+        )
