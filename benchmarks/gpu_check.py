@@ -154,8 +154,9 @@ def plan(args: argparse.Namespace, work: Path, data: Optional[Path]) -> List[Ste
         command += (['--models', 'fan_tiny_8_p4_hybrid', '--official-models', 'fan_tiny_8_p4_hybrid']
                     if args.official_dir else
                     ['--models', 'fan_t_hybrid_stl', '--model-kwargs', 'depth=1', 'stem_depths=(1,1)'])
+        command += ['--profile', command[command.index('--models') + 1]]
     else:
-        command += ['--models', *THROUGHPUT_MODELS, '--official-models', TARGET_MODEL]
+        command += ['--models', *THROUGHPUT_MODELS, '--official-models', TARGET_MODEL, '--profile', TARGET_MODEL]
     if args.official_dir:
         command += ['--official-dir', str(args.official_dir)]
     throughput.commands = [command]
@@ -242,15 +243,14 @@ def _environment() -> Dict[str, str]:
         facts['triton'] = triton.__version__
     except ImportError:
         pass
-    if torch.cuda.is_available():
-        facts['gpu'] = torch.cuda.get_device_name()
+    if torch.cuda.is_available():  # facts from nvidia-smi: no CUDA context in this process during the steps
         facts['cudnn'] = str(torch.backends.cudnn.version())
         try:
-            smi = subprocess.run(['nvidia-smi', '--query-gpu=driver_version,memory.total,clocks.max.sm',
+            smi = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version,memory.total,clocks.max.sm',
                                   '--format=csv,noheader'], capture_output=True, text=True, timeout=20)
-            facts['driver, memory, max SM clock'] = smi.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            facts['driver, memory, max SM clock'] = 'nvidia-smi not available'
+            facts['gpu (name, driver, memory, max SM clock)'] = smi.stdout.strip() or smi.stderr.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            facts['gpu (name, driver, memory, max SM clock)'] = f'nvidia-smi failed: {e}'
     else:
         facts['gpu'] = f'none (CPU, {os.cpu_count()} cores)'
     return facts
@@ -319,6 +319,8 @@ def report_text(args: argparse.Namespace, steps: List[Step], facts: Dict[str, st
                   format_table(throughput['rows'])]
         parts += [f'\nSame weights in both implementations: max |logit difference| {d:.2e} ({name}, fp32, CPU)'
                   for name, d in throughput.get('agreement', {}).items()]
+        parts += [f'\nWhere the time goes, {name} (torch profiler, top entries):\n\n```\n{table}\n```'
+                  for name, table in throughput.get('profiles', {}).items()]
     reproduce = by_name['reproduce'].numbers
     if reproduce.get('tables'):
         parts += [f'\n### reproduce_small.py --{reproduce["mode"]} ({reproduce["seconds"]:.0f} s; recipe '
@@ -339,12 +341,6 @@ def record_from(folder: Path, results: Path = RESULTS) -> None:
     with results.open('a') as f:
         f.write(entry)
     print(f'appended {folder / "summary.md"} to {results}')
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def prepare(target: Path, args: argparse.Namespace) -> None:
@@ -409,6 +405,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.timm_train = args.timm_train or args.carry / CARRY_LAYOUT['train']
         official = args.carry / CARRY_LAYOUT['official']
         args.official_dir = args.official_dir or (official if (official / 'models').is_dir() else None)
+    from throughput import write_atomic
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix='gpu_check_'))
     work.mkdir(parents=True, exist_ok=True)
@@ -417,6 +414,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     steps = plan(args, work, data)
     env = dict(os.environ, PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    if args.smoke:  # tiny tensors: extra threads only add overhead (less than half the CPU time on two cores)
+        env.setdefault('OMP_NUM_THREADS', '1')
     log_path = work / 'logs.txt'
     facts = _environment()
     facts['data'] = str(data) if data else 'none'

@@ -35,7 +35,6 @@ appends the command, seeds, recipe, machine, wall time, both tables and the char
 import argparse
 import datetime
 import json
-import os
 import platform
 import shutil
 import sys
@@ -51,6 +50,7 @@ import fan_stl
 from fan_stl.commands.demo import DEMO_RECIPE
 from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
 from fan_stl.robustness import STANDARD_CORRUPTIONS
+from throughput import write_atomic  # the sibling benchmark script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_CANDIDATES = (
@@ -101,17 +101,11 @@ def machine() -> str:
 
 def per_seed_table(results: Sequence) -> str:
     """ One row per arm and seed: clean top-1, mean corruption error, mCE vs that seed's baseline, training time. """
-    lines = ['| arm | seed | clean top-1 (%) | corruption error (%) | mCE vs baseline | train s |', '|---|---|---|---|---|---|']
+    lines = ['| arm | seed | clean top-1 (%) | corruption error (%) | mCE vs baseline | train s |',
+             '|---|---|---|---|---|---|']
     lines += [f'| {r.arm} | {r.seed} | {r.clean_top1:.2f} | {mean(r.corruption_errors.values()):.2f} | '
               f'{r.mce_vs_baseline:.2f} | {r.train_seconds:.0f} |' for r in results]
     return '\n'.join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def record(args: argparse.Namespace, cfg: ExperimentConfig, tables: str, seconds: float, chart: Path) -> None:

@@ -15,6 +15,7 @@ are interleaved (the second round visits the models in reverse order) and img/s 
 all timed steps. Compiled runs (`torch.compile`, default mode) are sequential; the first three calls are reported
 as compile time. `--time-budget` skips the compiled runs that would start too late (marked so in the table), and
 `--json` rewrites its file after every finished model, so a run stopped from outside keeps what it measured.
+`--profile NAME ...` adds the torch profiler's top operators and kernels of a few eager steps of those models.
 The table is printed; `--record` appends it, with the command, machine and versions, to benchmarks/RESULTS.md.
 """
 import argparse
@@ -153,13 +154,17 @@ class Bench:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward = torch.compile(self.model, backend=args.compile_backend) if compiled else self.model
         self.params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
-        self.amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else _NullContext()
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
         self.compile_s: Dict[str, float] = {}
         self.peak_gib: Dict[str, float] = {}
         self.error: Optional[str] = None
+
+    @property
+    def amp(self):
+        """ bf16 autocast for the device the model is on now (eager models move between CPU and GPU). """
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.amp else _NullContext()
 
     def _batch(self, size: int) -> torch.Tensor:
         x = torch.randn(size, 3, self.args.img_size, self.args.img_size, device=self.device)
@@ -260,6 +265,22 @@ def _guarded(bench: Bench, fn: Callable[[], None]) -> None:
         bench.error = f'{type(e).__name__}: {str(e).splitlines()[0][:80]}'
 
 
+def profile_steps(bench: Bench, steps: int = 3, rows: int = 15) -> str:
+    """ The top operators / kernels by self time over a few inference and training steps of an eager model. """
+    from torch.profiler import ProfilerActivity, profile
+    gpu = bench.device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    tables = []
+    for kind, run_steps in (('inference', bench.run_inference), ('training', bench.run_training)):
+        run_steps(1, 0)  # warm-up outside the profile
+        with profile(activities=activities) as prof:
+            run_steps(0, steps)
+        sort = 'self_device_time_total' if gpu else 'self_cpu_time_total'
+        tables.append(f'{kind}, {steps} steps, sorted by {sort}:\n'
+                      + prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=60))
+    return '\n\n'.join(tables)
+
+
 class Report:
     """ The records measured so far and the run's facts; rewrites `--json` (atomically) whenever it changes. """
 
@@ -268,11 +289,16 @@ class Report:
         self.meta: Dict[str, object] = {
             'machine': machine_description(device), 'versions': versions(), 'img_size': args.img_size,
             'infer_batch': args.infer_batch, 'train_batch': args.train_batch, 'amp': 'bf16' if args.amp else 'fp32',
-            'rounds': args.rounds, 'iters': args.iters, 'channels_last': args.channels_last, 'agreement': {}}
+            'rounds': args.rounds, 'iters': args.iters, 'channels_last': args.channels_last, 'agreement': {},
+            'profiles': {}}
         self.save()
 
     def add(self, record: Dict[str, object]) -> None:
         self.records.append(record)
+        self.save()
+
+    def replace_last(self, record: Dict[str, object]) -> None:
+        self.records[-1] = record
         self.save()
 
     def save(self) -> None:
@@ -310,6 +336,17 @@ def run(args: argparse.Namespace, device: torch.device, report: Report) -> None:
             print(f'eager round {round_index + 1}: {bench.name} ({bench.source}) done', file=sys.stderr, flush=True)
     for bench in eager:
         report.add(bench.record())
+    for bench in (b for b in eager if b.name in args.profile and not b.error):
+        bench.model.to(device)
+        bench.device = device
+        try:
+            report.meta['profiles'][f'{bench.name} ({bench.source}, eager)'] = profile_steps(bench)
+        except Exception as e:  # a profiler failure must not lose the measurements
+            report.meta['profiles'][f'{bench.name} ({bench.source}, eager)'] = f'profiler failed: {e}'
+        bench.model.to('cpu')
+        bench.optimizer = None
+        report.save()
+        print(f'profiled: {bench.name} ({bench.source})', file=sys.stderr, flush=True)
     compiled_sources = [(b.name, b.source, b.model) for b in eager] if args.compile else []
     for bench in eager:
         bench.release()
@@ -320,9 +357,10 @@ def run(args: argparse.Namespace, device: torch.device, report: Report) -> None:
         torch._dynamo.reset()
         bench = Bench(name, args, device, compiled=True, model=model, source=source)
         _guarded(bench, lambda: bench.run_inference(args.warmup, args.iters * args.rounds))
+        report.add(bench.record())  # kept even if the compiled training below is stopped from outside
         if not args.no_train:
             _guarded(bench, lambda: bench.run_training(args.warmup, args.iters * args.rounds))
-        report.add(bench.record())
+            report.replace_last(bench.record())
         bench.release()
         print(f'compiled: {name} ({source}) done', file=sys.stderr, flush=True)
 
@@ -390,11 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--official-dir', type=Path, metavar='DIR',
                         help='checkout of github.com/NVlabs/STL (outside this repository): also time its models')
     parser.add_argument('--official-models', nargs='+', default=['fan_small_12_p4_hybrid'], metavar='NAME',
-                        help='models timed in both implementations with --official-dir (default fan_small_12_p4_hybrid)')
+                        help='models timed in both implementations with --official-dir')
     parser.add_argument('--time-budget', type=float, metavar='SECONDS',
                         help='skip the compiled runs that would start with less than --compile-reserve seconds left')
     parser.add_argument('--compile-reserve', type=float, default=60., metavar='SECONDS',
                         help='time one compiled model needs at least (default 60)')
+    parser.add_argument('--profile', nargs='*', default=[], metavar='NAME',
+                        help='after the eager rounds, torch-profile a few steps of these models (top kernels)')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write every number to this JSON file')
     parser.add_argument('--record', action='store_true', help='append the table to benchmarks/RESULTS.md')
     return parser
@@ -431,6 +471,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                  f'(fp32, CPU, eval mode)' for name, d in report.meta['agreement'].items()]
     for line in agreement:
         print(line)
+    for name, table in report.meta['profiles'].items():
+        print(f'\nprofile of {name}\n{table}')
     notes = [f'- {name}: official code {t["official"]}; goal {t["goal"]}' for name, t in TARGETS.items()
              if name in args.models and gpu]
     if args.record:
