@@ -19,12 +19,13 @@ measured on an H100) and writes into the output folder (at most 8 files, none de
     logs.txt             every step's command and full output
     reproduce_small.png  the reproduction's corruption-error chart (when that step finished)
 `--record` appends summary.md to benchmarks/RESULTS.md; `--record-from DIR` does so for a folder that came back from
-a GPU machine. `--smoke` runs everything on the CPU with tiny models, batches and data in about a minute (the
-default test suite does, so the GPU run cannot fail on a typo); its train.py step runs when FAN_STL_TIMM_TRAIN or
---timm-train names timm's train.py and is skipped with a line in the summary otherwise.
+a GPU machine. `--smoke` runs everything on the CPU with tiny models, batches and data in about half a minute of
+CPU time (the default test suite does, so the GPU run cannot fail on a typo); its train.py step runs when
+FAN_STL_TIMM_TRAIN or --timm-train names timm's train.py and is skipped with a line in the summary otherwise.
 
 How the next holder of a GPU runs it with the project's device tool (`run`; one call, about 9 minutes):
- 1. Prepare the carry folder here (git-ignored .data/; about 45 MiB of the 64 MiB a call may carry):
+ 1. In the root of the checkout that the device tool sends (the session's own repository), prepare the carry folder
+    in the git-ignored .data/ (about 40 MiB of the 64 MiB a call may carry):
         python benchmarks/gpu_check.py --prepare .data/gpu \
             --data ../shared/data/imagenette-128 --timm-train /work/timm_src/train.py \
             --official-dir <checkout of github.com/NVlabs/STL, e.g. from the fetch tool; never committed>
