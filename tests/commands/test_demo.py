@@ -3,7 +3,7 @@ import pytest
 
 from fan_stl.cli import main
 
-pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install "fan_stl[robustness]"')
+pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
 
 
 def test_demo_runs_the_whole_story_and_reports(tmp_path, capsys):
