@@ -41,6 +41,7 @@ from .robustness import (
 from .robustness.evaluate import write_json_atomic
 from .robustness.layouts import is_image
 
+
 @dataclass
 class ExperimentConfig:
     """ What to train and evaluate; `train` holds `TrainConfig` fields shared by every arm. """
@@ -96,7 +97,7 @@ class RunProgress:
     def __init__(self, cfg: 'ExperimentConfig') -> None:
         self.trainings = [(seed, arm) for seed in cfg.seeds for arm in training_order(cfg.arms)]
         self.epochs = int(cfg.train.get('epochs', TrainConfig.epochs))
-        self.bar = tqdm(total=len(self.trainings) * self.epochs, unit='epoch', disable=not cfg.progress,
+        self.bar = tqdm(total=len(self.trainings) * self.epochs, desc='preparing', disable=not cfg.progress,
                         bar_format='{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} epochs '
                                    '[{elapsed}<{remaining}]{postfix}')
         self.curve: List[float] = []
