@@ -17,7 +17,7 @@ def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys):
     assert main(['demo', '--out', str(out), *TOY]) == 0
     captured = capsys.readouterr()
     assert 'mCE vs baseline' in captured.out and all(arm in captured.out for arm in ('baseline', 'tl', 'stl'))
-    progress = captured.err
+    progress = captured.err.replace('\r', '\n')  # the bar redraws in place; each state on its own line here
     for k, arm in enumerate(('baseline', 'tl', 'stl'), start=1):
         assert f'arm {k}/3 {arm}' in progress
         assert re.search(rf'^{arm}: val top-1 \(%\) per epoch \d+ \(\d+ s\)$', progress, flags=re.M)
