@@ -5,7 +5,7 @@
     stl         `fan_t_hybrid_stl`, STL stage 2 taught by the `tl` arm of the same seed (the paper's method)
     stl_follow  as `stl` with token targets that follow CutMix / Mixup (an option beyond the paper)
 """
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 ARMS: Dict[str, Dict[str, Any]] = {
     'baseline': dict(stage='plain', model='fan_tiny_8_p4_hybrid'),
@@ -27,6 +27,6 @@ def check_arms(arms: Sequence[str]) -> None:
         raise ValueError('the STL student needs its teacher: include the "tl" arm (e.g. --arms baseline tl stl)')
 
 
-def training_order(arms: Sequence[str]) -> List[str]:
+def training_order(arms: Sequence[str]) -> list:
     """ `arms` in the order they must train: the teacher (tl) before the students. """
     return sorted(dict.fromkeys(arms), key=list(ARMS).index)

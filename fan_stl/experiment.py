@@ -94,7 +94,7 @@ class RunProgress:
     """ The one progress display of a run: a bar over every epoch of every (seed, arm) training, described as
     `arm k/n NAME` with the epoch and the last validation top-1, plus one line per finished arm with its curve. """
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
+    def __init__(self, cfg: 'ExperimentConfig') -> None:
         self.trainings = [(seed, arm) for seed in cfg.seeds for arm in training_order(cfg.arms)]
         self.epochs = int(cfg.train.get('epochs', TrainConfig.epochs))
         self.bar = tqdm(total=len(self.trainings) * self.epochs, desc='preparing', disable=not cfg.progress,
