@@ -1,41 +1,46 @@
 """Command line interface: `python -m fan_stl <command>` (also installed as `fan-stl`).
 
 Each command lives in its own module exposing `register(subparsers)`, which adds a sub-parser whose `func`
-default runs the command and returns an exit code. `COMMAND_MODULES` lists them in help order.
+default runs the command and returns an exit code. `COMMANDS` maps each command to its module, in help order.
+
+Start-up stays light: this module and the command modules import only the standard library at their top, and a
+command line naming a command builds that command's parser alone, so `--help` and argument errors import neither
+torch nor timm. The models are registered in timm just before a command runs (`python -m fan_stl` skips the eager
+registration of `import fan_stl`, see the package docstring).
 """
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import Iterable, List, Optional
 
-COMMAND_MODULES = (
-    'fan_stl.commands.demo',
-    'fan_stl.commands.list_models',
-    'fan_stl.commands.convert',
-    'fan_stl.commands.evaluate',
-    'fan_stl.commands.corrupt',
-)
+COMMANDS = {
+    'demo': 'fan_stl.commands.demo',
+    'list': 'fan_stl.commands.list_models',
+    'convert': 'fan_stl.commands.convert',
+    'eval': 'fan_stl.commands.evaluate',
+    'corrupt': 'fan_stl.commands.corrupt',
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """ The parser with the sub-parsers of `commands` (default: all of them). """
     parser = argparse.ArgumentParser(
         prog='python -m fan_stl',
         description='FAN / STL models for timm: list models, convert weights, train, evaluate robustness.',
     )
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name in commands:
+        importlib.import_module(COMMANDS[name]).register(subparsers)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # the top-level parser has no options but -h, so a command, when given, is the first argument
+    parser = build_parser(argv[:1] if argv[:1] and argv[0] in COMMANDS else COMMANDS)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    importlib.import_module('fan_stl.models')  # registers the fan_* architectures for the command's create_model
     return args.func(args)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,22 +1,20 @@
 """The STL story end to end: a plain baseline, a FAN token labeler and an STL student under one recipe, evaluated on
 clean and corrupted images, compared by clean accuracy and by corruption error relative to the baseline.
 
-Arms (all FAN-T-Hybrid, sizes set by `model_kwargs`):
-    baseline    `fan_tiny_8_p4_hybrid`, cross-entropy on the mixed, smoothed image label
-    tl          `fan_t_hybrid_tl`, STL stage 1 (token labeler; its token head is supervised by the image label)
-    stl         `fan_t_hybrid_stl`, STL stage 2 taught by the `tl` arm of the same seed (the paper's method)
-    stl_follow  as `stl` with token targets that follow CutMix / Mixup (an option beyond the paper)
-
-Used by `python -m fan_stl demo` and `benchmarks/reproduce_small.py`. Every step resumes: finished trainings (their
-safetensors), corrupted images and evaluated cells are reused when the same output folder is run again.
+The arms (all FAN-T-Hybrid, sizes set by `model_kwargs`) are listed in `fan_stl.arms`. Used by `python -m fan_stl demo`
+and `benchmarks/reproduce_small.py`. Every step resumes: finished trainings (their safetensors), corrupted images and
+evaluated cells are reused when the same output folder is run again. With `progress`, one display covers the whole
+run: arm k of n, epoch, the validation top-1 of each finished epoch and the overall ETA.
 """
 import json
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -24,7 +22,10 @@ import torch.nn as nn
 import timm
 from safetensors.torch import load_file
 from timm.models import save_for_hf
+from tqdm import tqdm
 
+from . import engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
+from .arms import ARMS, check_arms, training_order
 from .engine import TrainConfig, train
 from .robustness import (
     CorruptionBaseline,
@@ -37,14 +38,8 @@ from .robustness import (
     mce,
     plot_corruption_errors,
 )
+from .robustness.evaluate import write_json_atomic
 from .robustness.layouts import is_image
-
-ARMS: Dict[str, Dict[str, Any]] = {
-    'baseline': dict(stage='plain', model='fan_tiny_8_p4_hybrid'),
-    'tl': dict(stage='tl', model='fan_t_hybrid_tl'),
-    'stl': dict(stage='stl', model='fan_t_hybrid_stl'),
-    'stl_follow': dict(stage='stl', model='fan_t_hybrid_stl', follow_mixing=True),
-}
 
 
 @dataclass
@@ -75,13 +70,7 @@ class ArmResult:
 
 
 def _check(cfg: ExperimentConfig) -> None:
-    unknown = [a for a in cfg.arms if a not in ARMS]
-    if unknown:
-        raise ValueError(f'unknown arm(s) {unknown}; choose from {list(ARMS)}')
-    if 'baseline' not in cfg.arms:
-        raise ValueError('the comparison is relative to the baseline: include the "baseline" arm')
-    if any(a.startswith('stl') for a in cfg.arms) and 'tl' not in cfg.arms:
-        raise ValueError('the STL student needs its teacher: include the "tl" arm')
+    check_arms(cfg.arms)
     for split in ('train', 'val'):
         if not (Path(cfg.data_dir) / split).is_dir():
             raise FileNotFoundError(
@@ -101,30 +90,101 @@ def _eval_images(val_dir: Path, out_dir: Path, per_class: Optional[int]) -> Path
     return subset
 
 
+class RunProgress:
+    """ The one progress display of a run: a bar over every epoch of every (seed, arm) training, described as
+    `arm k/n NAME` with the epoch and the last validation top-1, plus one line per finished arm with its curve. """
+
+    def __init__(self, cfg: 'ExperimentConfig') -> None:
+        self.trainings = [(seed, arm) for seed in cfg.seeds for arm in training_order(cfg.arms)]
+        self.epochs = int(cfg.train.get('epochs', TrainConfig.epochs))
+        self.bar = tqdm(total=len(self.trainings) * self.epochs, desc='preparing', disable=not cfg.progress,
+                        bar_format='{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} epochs '
+                                   '[{elapsed}<{remaining}]{postfix}')
+        self.curve: List[float] = []
+        self.label = ''
+
+    def phase(self, text: str) -> None:
+        """ Name what runs now between trainings (corrupting, evaluating). """
+        self.bar.set_description_str(text)
+
+    def start_training(self, seed: int, arm: str) -> None:
+        k = self.trainings.index((seed, arm)) + 1
+        seeds = '' if len({s for s, _ in self.trainings}) == 1 else f' seed {seed}'
+        self.label = f'{arm}{seeds}'
+        self.curve = []
+        self.phase(f'arm {k}/{len(self.trainings)} {self.label}')
+        self.bar.set_postfix_str(f'epoch 0/{self.epochs}')
+
+    def epoch_done(self, val_top1: float) -> None:
+        self.curve.append(val_top1)
+        self.bar.set_postfix_str(f'epoch {len(self.curve)}/{self.epochs}, val top-1 {val_top1:.1f}%', refresh=False)
+        self.bar.update()
+
+    def training_done(self, history: List[Dict[str, float]], seconds: float, reused: bool) -> None:
+        """ Complete the arm's share of the bar (all of it for a reused training) and print its validation curve. """
+        self.bar.update(self.epochs - len(self.curve))
+        curve = ' '.join(f'{h["val_top1"]:.0f}' for h in history)
+        how = 'reused from an earlier run' if reused else f'{seconds:.0f} s'
+        if not self.bar.disable:
+            self.bar.write(f'{self.label}: val top-1 (%) per epoch {curve} ({how})', file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def _reporting_epochs(on_epoch: Callable[[float], None]) -> Iterator[None]:
+    """ Call `on_epoch(val_top1)` after every epoch that `engine.train` runs inside this block.
+
+    The engine evaluates the trained model once per epoch through `engine.evaluate` (and its EMA copy, when on,
+    through a second call on another module): the first module evaluated is the one whose epochs are counted.
+    """
+    evaluate = engine.evaluate
+    trained: List[nn.Module] = []
+
+    def evaluate_and_report(model: nn.Module, *args: Any, **kwargs: Any) -> float:
+        top1 = evaluate(model, *args, **kwargs)
+        if not trained:
+            trained.append(model)
+        if model is trained[0]:
+            on_epoch(top1)
+        return top1
+
+    engine.evaluate = evaluate_and_report
+    try:
+        yield
+    finally:
+        engine.evaluate = evaluate
+
+
 def _train_arm(
         cfg: ExperimentConfig,
         arm: str,
         seed: int,
         teacher: Optional[nn.Module],
+        progress: RunProgress,
 ) -> Tuple[nn.Module, List[Dict[str, float]], float]:
     """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished. """
     folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
     record = folder / 'history.json'
-    overrides = {**cfg.train, **ARMS[arm], 'seed': seed, 'progress': cfg.progress}
+    overrides = {**cfg.train, **ARMS[arm], 'seed': seed, 'progress': False}  # `progress` shows the whole run
     train_cfg = TrainConfig(data_dir=cfg.data_dir, teacher=teacher, **overrides)
     if record.exists():
         saved = json.loads(record.read_text())
         model = timm.create_model(train_cfg.model, num_classes=saved['num_classes'], **train_cfg.model_kwargs)
         model.load_state_dict(load_file(str(folder / 'model.safetensors')))
+        progress.training_done(saved['history'], saved['seconds'], reused=True)
         return model.eval(), saved['history'], saved['seconds']
     start = time.perf_counter()
-    result = train(train_cfg)
+    with _reporting_epochs(progress.epoch_done):
+        result = train(train_cfg)
     seconds = time.perf_counter() - start
+    progress.training_done(result.history, seconds, reused=False)
     model = result.model.eval()
     if hasattr(model, 'set_token_label_training'):
         model.set_token_label_training(False)
     save_for_hf(model, folder, model_args=dict(train_cfg.model_kwargs), safe_serialization=True)
-    record.write_text(json.dumps({'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds}))
+    write_json_atomic(record, {'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds})
     return model, result.history, seconds
 
 
@@ -132,34 +192,44 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     """ Train every arm for every seed, evaluate it clean and corrupted, and compare it with the baseline. """
     _check(cfg)
     out = Path(cfg.out_dir)
-    val = _eval_images(Path(cfg.data_dir) / 'val', out, cfg.eval_per_class)
-    val_c = out / 'val-c'
-    corrupt_folder(val, val_c, cfg.corruptions, cfg.severities, workers=cfg.workers, progress=cfg.progress)
-    settings = EvalSettings(batch_size=cfg.eval_batch_size, img_size=cfg.train.get('img_size'), progress=cfg.progress)
-    results: List[ArmResult] = []
-    for seed in cfg.seeds:
-        trained: Dict[str, nn.Module] = {}
-        runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
-        for arm in sorted(cfg.arms, key=list(ARMS).index):  # the teacher (tl) trains before the students
-            teacher = trained['tl'] if ARMS[arm]['stage'] == 'stl' else None
-            model, history, seconds = _train_arm(cfg, arm, seed, teacher)
-            trained[arm] = model
-            evaluated = evaluate_robustness(
-                model, f'{arm}-seed{seed}', out / 'results' / f'{arm}-seed{seed}.json', clean=val, imagenet_c=val_c,
-                settings=settings, corruptions=cfg.corruptions, source={'weights': f'weights/{arm}-seed{seed}'})
-            runs[arm] = evaluated, history, seconds
-        base = CorruptionBaseline.from_grid('baseline', error_grid(runs['baseline'][0]['imagenet_c']['cells']))
-        for arm, (evaluated, history, seconds) in runs.items():
-            results.append(ArmResult(
-                arm=arm, seed=seed, clean_top1=evaluated['clean']['top1'],
-                corruption_errors=evaluated['imagenet_c']['summary']['corruption_errors'],
-                mce_vs_baseline=mce(error_grid(evaluated['imagenet_c']['cells']), base, cfg.corruptions),
-                train_seconds=seconds, history=history))
-    (out / 'summary.json').write_text(json.dumps([asdict(r) for r in results], indent=1))
+    progress = RunProgress(cfg)
+    try:
+        progress.phase('corrupting the evaluation images')
+        val = _eval_images(Path(cfg.data_dir) / 'val', out, cfg.eval_per_class)
+        val_c = out / 'val-c'
+        corrupt_folder(val, val_c, cfg.corruptions, cfg.severities, workers=cfg.workers, progress=False)
+        results = [r for seed in cfg.seeds for r in _run_seed(cfg, seed, val, val_c, progress)]
+    finally:
+        progress.close()
+    write_json_atomic(out / 'summary.json', [asdict(r) for r in results])
     plot_corruption_errors(
         {r.arm: {'imagenet_c': {'summary': {'corruption_errors': _mean_errors(results, r.arm)}}} for r in results},
         out / 'corruption_errors.png', title='Corruption error (%) per corruption, mean over severities and seeds')
     return results
+
+
+def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress: RunProgress) -> List[ArmResult]:
+    """ Train and evaluate every arm of one seed; mCE relative to that seed's baseline. """
+    out = Path(cfg.out_dir)
+    settings = EvalSettings(batch_size=cfg.eval_batch_size, img_size=cfg.train.get('img_size'), progress=False)
+    trained: Dict[str, nn.Module] = {}
+    runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
+    for arm in training_order(cfg.arms):  # the teacher (tl) trains before the students
+        teacher = trained['tl'] if ARMS[arm]['stage'] == 'stl' else None
+        progress.start_training(seed, arm)
+        model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress)
+        trained[arm] = model
+        progress.phase(f'evaluating {arm} clean and corrupted')
+        evaluated = evaluate_robustness(
+            model, f'{arm}-seed{seed}', out / 'results' / f'{arm}-seed{seed}.json', clean=val, imagenet_c=val_c,
+            settings=settings, corruptions=cfg.corruptions, source={'weights': f'weights/{arm}-seed{seed}'})
+        runs[arm] = evaluated, history, seconds
+    base = CorruptionBaseline.from_grid('baseline', error_grid(runs['baseline'][0]['imagenet_c']['cells']))
+    return [ArmResult(arm=arm, seed=seed, clean_top1=evaluated['clean']['top1'],
+                      corruption_errors=evaluated['imagenet_c']['summary']['corruption_errors'],
+                      mce_vs_baseline=mce(error_grid(evaluated['imagenet_c']['cells']), base, cfg.corruptions),
+                      train_seconds=seconds, history=history)
+            for arm, (evaluated, history, seconds) in runs.items()]
 
 
 def _mean_errors(results: Sequence[ArmResult], arm: str) -> Dict[str, float]:

@@ -1,4 +1,9 @@
-"""Shared test set-up: register the models, keep the HF Hub offline, locate the shared image data."""
+"""Shared test set-up: register the models, keep the HF Hub offline, locate the real-image test data.
+
+Tests that need real images take the `imagenette_root` fixture: Imagenette-128 (`train/`, `val/`, 10 classes) found
+at `$FAN_STL_TEST_DATA`, else `../shared/data/imagenette-128` beside the checkout; without it they skip and say so
+(pytest shows skip reasons by default here: `-rs` in pyproject's addopts).
+"""
 import os
 from pathlib import Path
 
@@ -9,15 +14,23 @@ import torch  # noqa: E402
 
 import fan_stl  # noqa: E402,F401  (registers the fan_* models before test modules are collected)
 
+DATA_ENV = 'FAN_STL_TEST_DATA'
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'imagenette-128'
+
+
+def imagenette_path() -> Path:
+    """ Where the real-image tests look: `$FAN_STL_TEST_DATA` when set, else the shared folder beside the checkout. """
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
 
 
 @pytest.fixture
 def imagenette_root() -> Path:
-    """The real-image test set beside the checkout (`../shared/data/imagenette-128`); skip when absent."""
-    if not (SHARED_DATA / 'train').is_dir():
-        pytest.skip(f'real-image test data not found at {SHARED_DATA} (only present beside the project checkout)')
-    return SHARED_DATA
+    """The real-image test set (Imagenette-128 as an ImageFolder with train/ and val/); skip when absent."""
+    root = imagenette_path()
+    if not (root / 'train').is_dir():
+        pytest.skip(f'needs real images: Imagenette-128 (train/, val/) not found at {root}; '
+                    f'set {DATA_ENV}=/path/to/imagenette-128 to run it')
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import timm
 from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
 from fan_stl.synthetic import CLASSES, make_shapes_dataset
 
-pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install "fan_stl[robustness]"')
+pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
 
 TOY_TRAIN = dict(img_size=32, batch_size=8, epochs=1, max_steps_per_epoch=2, lr=1e-3, drop_path=0., mixup=0.,
                  cutmix=0., aa=None, reprob=0., model_kwargs=dict(depth=1, stem_depths=(1, 1)), workers=0)

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'corrupt', help='make an ImageNet-C style corrupted copy of an ImageFolder',
         description='Writes DST/<corruption>/<severity>/<class>/<image> for the 15 standard + 4 extra ImageNet-C '
                     'corruptions. Deterministic per image and seed; rerunning resumes. Needs the optional extra: '
-                    'pip install "fan_stl[robustness]".')
+                    'pip install -e ".[robustness]" in the fan_stl checkout (or: pip install imagecorruptions-imaug).')
     parser.add_argument('src', help='ImageFolder to corrupt (<src>/<class>/<image>)')
     parser.add_argument('dst', help='output folder (ImageNet-C layout)')
     parser.add_argument('--corruptions', nargs='+', default=['all'], metavar='NAME',

@@ -3,14 +3,17 @@
 With no `--data` it generates its own image set (textured shapes on clutter, `fan_stl.synthetic`), then trains a
 reduced FAN-T-Hybrid baseline, a token labeler and an STL student under one recipe, evaluates them on clean and
 corrupted validation images, prints the comparison, and writes the weights (safetensors + timm config.json) and a
-chart. Needs the robustness extra for the corruptions: `pip install "fan_stl[robustness]"`.
+chart. Needs the robustness extra for the corruptions and the chart.
 """
 import argparse
+import sys
 import time
 from pathlib import Path
+from typing import Optional
 
-from ..experiment import ARMS, ExperimentConfig, device_name, format_comparison, run_experiment
-from ..synthetic import make_shapes_dataset
+from ..arms import ARMS, check_arms
+from ..extras import install_hint, missing_modules
+from ._args import image_size, positive_int
 
 # Sized for two CPU cores: a FAN-T-Hybrid with 1 + 1 ConvNeXt blocks and 2 FAN blocks at 64 px (4 x 4 tokens).
 # Label smoothing, flips, random erasing and crops of at least 35% of the image, but no RandAugment and no Mixup /
@@ -19,11 +22,36 @@ DEMO_RECIPE = dict(model_kwargs=dict(depth=2, stem_depths=(1, 1)), aa=None, mixu
                    warmup_epochs=1, drop_path=0., workers=0)
 
 
+def check_args(args: argparse.Namespace) -> Optional[str]:
+    """ What is wrong with the demo's arguments or environment, in one line, before any work; None if nothing. """
+    try:
+        check_arms(args.arms)
+    except ValueError as e:
+        return f'--arms: {e}'
+    if args.data is not None:
+        missing = [split for split in ('train', 'val') if not (Path(args.data) / split).is_dir()]
+        if missing:
+            return (f'--data {args.data} has no {" or ".join(s + "/" for s in missing)} folder: give an ImageFolder '
+                    f'root with train/<class>/ and val/<class>/, or leave --data out to generate the shapes set')
+    missing = missing_modules('robustness')
+    if missing:
+        return (f'the demo corrupts images and draws a chart, which needs {", ".join(missing)}: '
+                f'{install_hint("robustness")}')
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = check_args(args)
+    if problem:
+        print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
+        return 2
+    from ..experiment import ExperimentConfig, device_name, format_comparison, run_experiment
+    from ..synthetic import make_shapes_dataset
+
     start = time.perf_counter()
     out = Path(args.out)
     if args.data is None:
-        print(f'generating the demo image set in {out / "data"} ...')
+        print(f'generating the demo image set in {out / "data"} ...', flush=True)
         data = make_shapes_dataset(out / 'data', train_per_class=args.train_per_class, val_per_class=40,
                                    size=args.img_size, seed=args.seed)
     else:
@@ -50,19 +78,20 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'demo', help='train a baseline, a token labeler and an STL student and compare their robustness (CPU, minutes)',
-        description=__doc__.split('\n\n')[1])
+        description=__doc__.split('\n\n')[1] + f' Install: {install_hint("robustness")}.')
     parser.add_argument('--data', help='ImageFolder root with train/ and val/ (default: generate the shapes set)')
     parser.add_argument('--out', default='fan_stl_demo', help='output folder (default: ./fan_stl_demo)')
-    parser.add_argument('--arms', nargs='+', default=['baseline', 'tl', 'stl'], choices=list(ARMS),
-                        help='what to train (default: baseline tl stl; stl_follow = token targets follow mixing)')
-    parser.add_argument('--epochs', type=int, default=15)
-    parser.add_argument('--img-size', type=int, default=64, help='a multiple of 16 (default 64: 4 x 4 tokens)')
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--arms', nargs='+', default=['baseline', 'tl', 'stl'], choices=list(ARMS), metavar='ARM',
+                        help=f'what to train, from {", ".join(ARMS)} (default: baseline tl stl; baseline is required, '
+                             f'stl needs tl; stl_follow = token targets follow mixing)')
+    parser.add_argument('--epochs', type=positive_int, default=15)
+    parser.add_argument('--img-size', type=image_size, default=64, help='a multiple of 16 (default 64: 4 x 4 tokens)')
+    parser.add_argument('--batch-size', type=positive_int, default=32)
     parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--train-per-class', type=int, default=120, help='generated training images per class')
-    parser.add_argument('--eval-per-class', type=int, default=10,
+    parser.add_argument('--train-per-class', type=positive_int, default=120, help='generated training images per class')
+    parser.add_argument('--eval-per-class', type=positive_int, default=10,
                         help='validation images per class that are corrupted and evaluated (default 10)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--workers', type=int, default=2, help='processes for corrupting images (default 2)')
-    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    parser.add_argument('--workers', type=positive_int, default=2, help='processes for corrupting images (default 2)')
+    parser.add_argument('--quiet', action='store_true', help='no progress display')
     parser.set_defaults(func=run)

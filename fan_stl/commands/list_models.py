@@ -1,18 +1,22 @@
-"""`python -m fan_stl list`: the registered FAN models with parameters, GMACs and token head."""
+"""`python -m fan_stl list`: the registered FAN models with parameters, GMACs and token head, one row at a time."""
 import argparse
 import fnmatch
-from typing import List
+import sys
+from typing import Iterable
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from ._args import image_size
 
-import timm
-
-import fan_stl  # noqa: F401  (registers the models)
+HEADER = f"{'model':<28} {'params (M)':>10} {'GMACs':>7}  {'token head':<10} pretrained tags"
 
 
 def model_summary(name: str, img_size: int = 224) -> dict:
     """ Parameters, GMACs at `img_size` and token-head flag of a registered model, computed on the meta device. """
+    import timm
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import fan_stl.models  # noqa: F401  (registers the models)
+
     model = timm.create_model(name, device='meta').eval()
     with FlopCounterMode(display=False) as counter:
         model(torch.empty(1, model.in_chans, img_size, img_size, device='meta'))
@@ -27,28 +31,38 @@ def model_summary(name: str, img_size: int = 224) -> dict:
     }
 
 
-def format_table(rows: List[dict]) -> str:
-    header = f"{'model':<28} {'params (M)':>10} {'GMACs':>7}  {'token head':<10} pretrained tags"
-    lines = [header, '-' * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['model']:<28} {r['params_m']:>10.2f} {r['gmacs']:>7.2f}  {'yes' if r['token_head'] else 'no':<10} "
+def format_row(r: dict) -> str:
+    return (f"{r['model']:<28} {r['params_m']:>10.2f} {r['gmacs']:>7.2f}  {'yes' if r['token_head'] else 'no':<10} "
             f"{', '.join(r['pretrained_tags']) or '-'}")
-    lines.append('* default tag (pretrained=True without a tag)')
+
+
+def format_table(rows: Iterable[dict]) -> str:
+    lines = [HEADER, '-' * len(HEADER), *(format_row(r) for r in rows), '* default tag (pretrained=True without a tag)']
     return '\n'.join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    import timm
+
+    import fan_stl.models  # noqa: F401  (registers the models)
+
     names = [n for n in timm.list_models('fan*') if fnmatch.fnmatch(n, args.filter)]
     if not names:
-        print(f'No FAN model matches {args.filter!r}; try `python -m fan_stl list` without a filter.')
+        print(f'No FAN model matches {args.filter!r}; try `python -m fan_stl list` without a filter.', file=sys.stderr)
         return 1
-    print(format_table([model_summary(n, args.img_size) for n in names]))
+    print(HEADER, '-' * len(HEADER), sep='\n', flush=True)
+    for name in names:  # each row costs a meta-device forward: print it as soon as it is known
+        print(format_row(model_summary(name, args.img_size)), flush=True)
+    print('* default tag (pretrained=True without a tag)')
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser('list', help='list FAN models (params, GMACs, token head, weights)')
+    parser = subparsers.add_parser(
+        'list', help='list FAN models (params, GMACs, token head, weights)',
+        description='Lists the registered FAN / STL models with their parameters, GMACs at --img-size, token head and '
+                    'pretrained tags, one row as soon as it is computed.')
     parser.add_argument('filter', nargs='?', default='*', help="fnmatch pattern, e.g. 'fan_*_stl' (default: all)")
-    parser.add_argument('--img-size', type=int, default=224, help='input size for the GMACs column (default 224)')
+    parser.add_argument('--img-size', type=image_size, default=224,
+                        help='input size for the GMACs column, a multiple of 16 (default 224)')
     parser.set_defaults(func=run)

@@ -1,7 +1,7 @@
 """Robustness evaluation: clean / ImageNet-C / -A / -R accuracy, the mCE family of metrics, corruption generation.
 
     from fan_stl.robustness import evaluate_robustness, corrupt_folder, format_tables, plot_corruption_errors
-    corrupt_folder('val', 'val-c', workers=8)                      # needs: pip install "fan_stl[robustness]"
+    corrupt_folder('val', 'val-c', workers=8)                      # needs: pip install -e ".[robustness]"
     results = evaluate_robustness(model, 'my_model', 'out/my_model.json', clean='val', imagenet_c='val-c')
     print(format_tables([results]))
 """

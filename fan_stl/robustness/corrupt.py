@@ -1,7 +1,7 @@
 """Make the ImageNet-C style "-C" copy of any ImageFolder: `<dst>/<corruption>/<severity>/<class>/<image>`.
 
 The 15 standard + 4 extra corruptions of Hendrycks & Dietterich (2019) at severities 1-5 come from the maintained
-PyPI package `imagecorruptions-imaug` (an optional extra: `pip install "fan_stl[robustness]"`). Each output is
+PyPI package `imagecorruptions-imaug` (the `robustness` extra: `pip install -e ".[robustness]"`). Each output is
 deterministic given the image's relative path, the corruption, the severity and `seed` - whatever the worker count
 or order. Files are written atomically (temporary name, then rename), so a finished file is always whole and an
 interrupted run resumes by skipping the files that exist. Images are kept at their size; ImageNet-C itself was made
@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..extras import install_hint
 from .layouts import is_image, list_classes
 from .metrics import ALL_CORRUPTIONS, SEVERITIES
 
@@ -35,8 +36,8 @@ def _imagecorruptions():
         import imagecorruptions
     except ImportError:
         raise ImportError(
-            'corruption generation needs the optional package imagecorruptions-imaug: '
-            'pip install "fan_stl[robustness]" (or pip install imagecorruptions-imaug)') from None
+            f'corruption generation needs the optional package imagecorruptions-imaug: {install_hint("robustness")}'
+        ) from None
     return imagecorruptions
 
 

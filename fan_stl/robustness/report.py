@@ -3,6 +3,7 @@ import csv
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ..extras import install_hint
 from .metrics import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS
 
 SUMMARY_COLUMNS = (
@@ -111,9 +112,7 @@ def plot_corruption_errors(
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError(
-            'the corruption chart needs matplotlib: pip install "fan_stl[robustness]" (or pip install matplotlib)'
-        ) from None
+        raise ImportError(f'the corruption chart needs matplotlib: {install_hint("robustness")}') from None
     errors = {
         model: r.get('imagenet_c', {}).get('summary', {}).get('corruption_errors', {})
         for model, r in results_by_model.items()}

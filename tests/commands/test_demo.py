@@ -1,18 +1,56 @@
-"""`python -m fan_stl demo` at toy size: the generated data, the comparison table and the written files."""
+"""`python -m fan_stl demo` at toy size: one progress display, the comparison table, the written files, and
+one-line errors for bad arguments before any work."""
+import re
+
 import pytest
 
 from fan_stl.cli import main
+from fan_stl.commands import demo
 
-pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install "fan_stl[robustness]"')
+TOY = ['--epochs', '1', '--img-size', '32', '--train-per-class', '2', '--eval-per-class', '1', '--batch-size', '8',
+       '--workers', '1']
 
 
-def test_demo_runs_the_whole_story_and_reports(tmp_path, capsys):
+def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys):
+    pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
     out = tmp_path / 'demo'
-    code = main(['demo', '--out', str(out), '--epochs', '1', '--img-size', '32', '--train-per-class', '2',
-                 '--eval-per-class', '1', '--batch-size', '8', '--workers', '1', '--quiet'])
-    printed = capsys.readouterr().out
-    assert code == 0
-    assert 'mCE vs baseline' in printed and all(arm in printed for arm in ('baseline', 'tl', 'stl'))
+    assert main(['demo', '--out', str(out), *TOY]) == 0
+    captured = capsys.readouterr()
+    assert 'mCE vs baseline' in captured.out and all(arm in captured.out for arm in ('baseline', 'tl', 'stl'))
+    progress = captured.err.replace('\r', '\n')  # the bar redraws in place; each state on its own line here
+    for k, arm in enumerate(('baseline', 'tl', 'stl'), start=1):
+        assert f'arm {k}/3 {arm}' in progress
+        assert re.search(rf'^{arm}: val top-1 \(%\) per epoch \d+ \(\d+ s\)$', progress, flags=re.M)
+    assert 'epoch 1/1, val top-1' in progress and '3/3 epochs' in progress
+    assert 'plain' not in progress + captured.out  # one name per arm: the engine's stage name never shows
     for arm in ('baseline', 'tl', 'stl'):
         assert (out / 'weights' / f'{arm}-seed0' / 'model.safetensors').is_file()
     assert (out / 'corruption_errors.png').is_file() and (out / 'data' / 'train').is_dir()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--arms', 'tl', 'stl'], 'error: --arms: the comparison is relative to the baseline: include the "baseline"'),
+    (['--arms', 'baseline', 'stl'], 'error: --arms: the STL student needs its teacher: include the "tl" arm'),
+    (['--data', '{tmp}'], 'has no train/ or val/ folder: give an ImageFolder root with train/<class>/ and val/<class>/'),
+])
+def test_bad_arguments_are_one_line_errors_before_any_work(tmp_path, capsys, args, message):
+    out = tmp_path / 'out'
+    assert main(['demo', '--out', str(out), *(a.format(tmp=tmp_path) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('python -m fan_stl demo: error: ') and message in err
+    assert not out.exists()
+
+
+def test_missing_robustness_extra_is_named_with_the_install_that_works(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, 'missing_modules', lambda extra: ['imagecorruptions'])
+    assert main(['demo', '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'needs imagecorruptions' in err and 'pip install -e ".[robustness]"' in err
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args', [['--img-size', '40'], ['--epochs', '0'], ['--arms', 'plain']])
+def test_malformed_values_are_argparse_errors(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['demo', *args])
+    assert exit_info.value.code == 2 and 'python -m fan_stl demo: error: argument' in capsys.readouterr().err

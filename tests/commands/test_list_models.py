@@ -1,7 +1,9 @@
 """`python -m fan_stl list`: every model with its parameters, GMACs, token head and default weight tag."""
+import pytest
 import timm
 
 from fan_stl.cli import main
+from fan_stl.commands import list_models
 from fan_stl.commands.list_models import model_summary
 
 
@@ -10,6 +12,23 @@ def test_list_prints_every_fan_model(capsys):
     out = capsys.readouterr().out
     for name in timm.list_models('fan*'):
         assert name in out
+
+
+def test_rows_are_printed_as_they_are_computed(capsys, monkeypatch):
+    """ The header and each finished row are out before the next row is computed. """
+    computed = []
+
+    def summary_then_stop(name, img_size):
+        if computed:
+            raise KeyboardInterrupt  # the user gives up during the second row
+        computed.append(name)
+        return model_summary(name, img_size)
+
+    monkeypatch.setattr(list_models, 'model_summary', summary_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        main(['list', 'fan_t*'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == list_models.HEADER and lines[2].startswith(computed[0] + ' ')
 
 
 def test_summary_counts_parameters_and_macs_and_marks_the_default_tag():
@@ -24,4 +43,12 @@ def test_summary_counts_parameters_and_macs_and_marks_the_default_tag():
 
 def test_unmatched_filter_is_a_clear_failure(capsys):
     assert main(['list', 'resnet*']) == 1
-    assert "No FAN model matches 'resnet*'" in capsys.readouterr().out
+    assert "No FAN model matches 'resnet*'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('size', ['100', '0', 'big'])
+def test_img_size_must_be_a_positive_multiple_of_16(size, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['list', '--img-size', size])
+    assert exit_info.value.code == 2
+    assert 'argument --img-size' in capsys.readouterr().err

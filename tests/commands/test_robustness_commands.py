@@ -9,7 +9,7 @@ import torch
 from fan_stl.cli import main
 from fan_stl.commands.evaluate import create_model
 
-pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install "fan_stl[robustness]"')
+pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import timm
 from PIL import Image
 
-pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install "fan_stl[robustness]"')
+pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
 
 from fan_stl.robustness.corrupt import corrupt_folder, corrupt_image  # noqa: E402
 from fan_stl.robustness.evaluate import EvalSettings, evaluate_robustness  # noqa: E402
@@ -103,5 +103,5 @@ def test_bad_requests(imagenette_root, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='is 20x40 px; the corruptions need at least 32x32'):
         corrupt_folder(small.parent, tmp_path / 'c2', corruptions=['fog'], severities=[1], progress=False)
     monkeypatch.setitem(sys.modules, 'imagecorruptions', None)
-    with pytest.raises(ImportError, match=r'pip install "fan_stl\[robustness\]"'):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[robustness\]"'):
         corrupt_image(np.zeros((32, 32, 3), np.uint8), 'fog', 1, 0)
