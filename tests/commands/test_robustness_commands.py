@@ -35,7 +35,7 @@ def test_corrupt_then_eval_with_a_checkpoint(two_images, tmp_path, capsys):
             '--imagenet-c', str(dst), '--out', str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert 'fan_t_hybrid_stl-tiny' in printed and 'saturate*' in printed and 'IN-C acc (15)' in printed
+    assert 'fan_t_hybrid_stl-tiny' in printed and 'saturate*' in printed and 'C-acc (15)' in printed
     results = json.loads((out / 'fan_t_hybrid_stl-tiny.json').read_text())
     assert sorted(results['imagenet_c']['cells']) == ['fog', 'saturate'] and results['clean']['num_images'] == 2
     assert results['identity']['data_config']['interpolation'] == 'bicubic'
