@@ -39,10 +39,10 @@ def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_cla
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except RuntimeError as e:
+    except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.hub errors for weights that cannot be had
         if not pretrained:
             raise
-        raise RuntimeError(f'{e}\nFrom the command line: download the weights file and pass it with '
+        raise RuntimeError(f'{e} From the command line: download the weights file and pass it with '
                            f'`--checkpoint PATH` instead of --pretrained.') from None
     if checkpoint:
         if not Path(checkpoint).is_file():

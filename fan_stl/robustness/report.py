@@ -78,6 +78,16 @@ def _format_rows(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[s
     return [line(header), '-' * len(line(header))] + [line(r) for r in texts]
 
 
+def _severities(summary: Mapping[str, Any], corruption: str) -> List[int]:
+    """ Severities averaged in `summary`'s error of `corruption` (files of fan_stl 0.1.0 held complete ones only). """
+    return summary.get('severities', {}).get(corruption, ALL_FIVE)
+
+
+def _shared_severities(summaries: Sequence[Mapping[str, Any]], corruptions: Sequence[str]) -> Dict[str, List[int]]:
+    """ Per corruption, the severities of the first model that has it (the row label's). """
+    return {c: next(_severities(s, c) for s in summaries if c in s.get('corruption_errors', {})) for c in corruptions}
+
+
 def corruption_label(corruption: str, severities: Sequence[int]) -> str:
     """ `fog`, `saturate*` (extra corruption) or `fog [sev 2,3]` when not all five severities are averaged. """
     label = corruption + ('*' if corruption in EXTRA_CORRUPTIONS else '')
@@ -119,15 +129,14 @@ def format_tables(results_list: Sequence[Mapping[str, Any]]) -> str:
               'the FAN/STL READMEs\' "IN-C" is a mean accuracy of unstated scope, so not necessarily this number); '
               'extra: the 4 held-out corruptions, never in mCE.']
     if corruptions:
-        severities = {c: next(s['severities'].get(c, ALL_FIVE) for s in summaries if c in s.get('severities', {c: 0}))
-                      for c in corruptions}
+        severities = _shared_severities(summaries, corruptions)
         lines += ['', 'top-1 error per corruption, mean over the severities (* = extra corruption):']
         table = []
         for c in corruptions:
             values = []
             for s in summaries:
                 value = s.get('corruption_errors', {}).get(c)
-                own = s.get('severities', {}).get(c, ALL_FIVE)
+                own = _severities(s, c)
                 values.append(value if value is None or own == severities[c]
                               else f'{value:.2f} [sev {",".join(map(str, own))}]')
             table.append([corruption_label(c, severities[c])] + values)
@@ -189,8 +198,7 @@ def plot_corruption_errors(
     corruptions = [c for c in ALL_CORRUPTIONS if any(c in e for e in errors.values())]
     if not corruptions:
         raise ValueError('no model has a corruption cell to plot; evaluate ImageNet-C (or corruptions on the fly) first')
-    severities = {c: next((s.get('severities', {}).get(c) for s in summaries.values() if c in s.get('severities', {})),
-                          ALL_FIVE) for c in corruptions}
+    severities = _shared_severities(list(summaries.values()), corruptions)
     width = 0.8 / len(errors)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(corruptions) * max(1, len(errors) / 2)), 4.5))
     for i, (model, model_errors) in enumerate(errors.items()):
