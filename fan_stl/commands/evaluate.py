@@ -76,11 +76,9 @@ def model_label(name: str, checkpoint: Optional[str], pretrained: bool) -> str:
 
 def unique_labels(names: Sequence[str], checkpoints: Sequence[Optional[str]], pretrained: bool) -> List[str]:
     """ One label per model; same-named checkpoints are told apart by their folder, then by a counter. """
-    labels = [model_label(n, c, pretrained) for n, c in zip(names, checkpoints)]
-    for i, (label, checkpoint) in enumerate(zip(labels, checkpoints)):
-        if checkpoint and labels.count(label) > 1:
-            parent = _safe(Path(checkpoint).resolve().parent.name)
-            labels[i] = label[:-len(_safe(Path(checkpoint).stem))] + f'{parent}-{_safe(Path(checkpoint).stem)}'
+    plain = [model_label(n, c, pretrained) for n, c in zip(names, checkpoints)]
+    labels = [model_label(n, None, True) + f'-{_safe(Path(c).resolve().parent.name)}-{_safe(Path(c).stem)}'
+              if c and plain.count(label) > 1 else label for n, c, label in zip(names, checkpoints, plain)]
     for i, label in enumerate(labels):
         if labels[:i].count(label):
             labels[i] = f'{label}-{labels[:i].count(label) + 1}'

@@ -31,8 +31,8 @@ from .dataset import FATAL, ScoredImages
 from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
 from .layouts import ImageNetCLayout, discover_imagenet_c, list_classes
 from .metrics import (
-    ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, summarize_corruptions,
-    topk_correct,
+    ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, corruption_errors,
+    missing_cells, summarize_corruptions, topk_correct,
 )
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -333,11 +333,10 @@ def baseline_from_results(results: Dict[str, Any], where: str = 'the baseline re
         raise ValueError(
             f'{where} hold no corruption cells; evaluate the baseline model with --imagenet-c or --corrupt-on-the-fly')
     clean = results.get('clean')
-    try:
-        return CorruptionBaseline.from_grid(
-            results['model'], error_grid(cells), clean_error=100 - clean['top1'] if clean else None)
-    except ValueError as e:
-        raise ValueError(f'baseline {results["model"]} ({where}): {e}') from None
+    grid = error_grid(cells)
+    complete = [c for c in grid if not missing_cells(grid, (c,))]  # a partial set normalises no mCE, but is no error
+    return CorruptionBaseline(results['model'], corruption_errors(grid, complete),
+                              clean_error=100 - clean['top1'] if clean else None)
 
 
 def summarize_results(results: Dict[str, Any], baseline: Optional[CorruptionBaseline]) -> Dict[str, Any]:
