@@ -61,8 +61,19 @@ def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_cla
     return model
 
 
+WEIGHT_SUFFIXES = ('.tar', '.pth', '.pt', '.bin', '.ckpt', '.safetensors')
+
+
 def _safe(text: str) -> str:
     return re.sub(r'[^A-Za-z0-9._-]+', '-', text).strip('-.') or 'model'
+
+
+def _stem(checkpoint: str) -> str:
+    """ `runs/x/model_best.pth.tar` -> `model_best`. """
+    name = Path(checkpoint).name
+    while Path(name).suffix in WEIGHT_SUFFIXES and Path(name).stem:
+        name = Path(name).stem
+    return _safe(name)
 
 
 def model_label(name: str, checkpoint: Optional[str], pretrained: bool) -> str:
@@ -70,14 +81,14 @@ def model_label(name: str, checkpoint: Optional[str], pretrained: bool) -> str:
     scheme, sep, rest = name.partition(':')
     base = _safe(f'{scheme}-{Path(rest.rstrip("/")).name}' if sep and scheme == 'local-dir' else name)
     if checkpoint:
-        return f'{base}-{_safe(Path(checkpoint).stem)}'
+        return f'{base}-{_stem(checkpoint)}'
     return base if pretrained or sep else f'{base}-random-init'
 
 
 def unique_labels(names: Sequence[str], checkpoints: Sequence[Optional[str]], pretrained: bool) -> List[str]:
     """ One label per model; same-named checkpoints are told apart by their folder, then by a counter. """
     plain = [model_label(n, c, pretrained) for n, c in zip(names, checkpoints)]
-    labels = [model_label(n, None, True) + f'-{_safe(Path(c).resolve().parent.name)}-{_safe(Path(c).stem)}'
+    labels = [model_label(n, None, True) + f'-{_safe(Path(c).resolve().parent.name)}-{_stem(c)}'
               if c and plain.count(label) > 1 else label for n, c, label in zip(names, checkpoints, plain)]
     for i, label in enumerate(labels):
         if labels[:i].count(label):
