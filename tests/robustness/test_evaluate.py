@@ -124,6 +124,8 @@ def fog_1(root: Path) -> Path:
     (lambda r: make_imagefolder(r, {'a_red': ['a_red']}), 'looks like a plain ImageFolder'),
     (lambda r: fog_1(r) / 'fog', 'pass its parent folder'),
     (lambda r: (fog_1(r) / 'Gaussian_Noise' / '1').mkdir(parents=True) or r, "did you mean 'gaussian_noise'"),
+    (lambda r: make_imagefolder(r / 'Fog' / '1', {'a_red': ['a_red']}) and make_imagefolder(
+        r / 'Snow' / '1', {'a_red': ['a_red']}) and r, "'Fog' \\(did you mean 'fog'.*'Snow' \\(did you mean 'snow'"),
     (lambda r: (fog_1(r) / 'fog' / '2').mkdir() or r, 'severity folder .*fog/2 is empty'),
     (lambda r: (fog_1(r) / 'fog' / 'x').mkdir() or r, 'should hold severity folders 1-5'),
     (lambda r: make_imagefolder(fog_1(r) / 'fog' / '2', {'a_red': ['a_red'], 'z_other': ['a_red']}) and r,
