@@ -173,7 +173,11 @@ def _check_request(src: Path, dst: Path, corruptions: Sequence[str], severities:
 
 def _versions() -> Dict[str, str]:
     from fan_stl import __version__
-    return {'imagecorruptions_version': metadata.version('imagecorruptions-imaug'), 'fan_stl_version': __version__}
+    try:
+        generator = metadata.version('imagecorruptions-imaug')
+    except metadata.PackageNotFoundError:  # the original `imagecorruptions` distribution, or a source checkout
+        generator = getattr(_imagecorruptions(), '__version__', 'unknown')
+    return {'imagecorruptions_version': generator, 'fan_stl_version': __version__}
 
 
 def read_manifest(dst: Path) -> Optional[Dict[str, Any]]:

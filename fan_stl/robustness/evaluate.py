@@ -271,8 +271,8 @@ def evaluate_imagenet_c(
     files are unchanged; `on_cell_done(cells)` runs after each new cell (e.g. to save).
     """
     layout = discover_imagenet_c(root, corruptions)
-    return _evaluate_cells(model, _layout_cells(layout), layout.classes, settings or EvalSettings(), cells if cells is not None else {},
-                           on_cell_done, results_path)
+    return _evaluate_cells(model, _layout_cells(layout), layout.classes, settings or EvalSettings(),
+                           cells if cells is not None else {}, on_cell_done, results_path)
 
 
 def evaluate_corruptions_on_the_fly(

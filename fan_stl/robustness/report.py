@@ -197,7 +197,7 @@ def plot_corruption_errors(
     errors = {model: s.get('corruption_errors', {}) for model, s in summaries.items()}
     corruptions = [c for c in ALL_CORRUPTIONS if any(c in e for e in errors.values())]
     if not corruptions:
-        raise ValueError('no model has a corruption cell to plot; evaluate ImageNet-C (or corruptions on the fly) first')
+        raise ValueError('no model has a corruption cell to plot; evaluate ImageNet-C or corruptions on the fly first')
     severities = _shared_severities(list(summaries.values()), corruptions)
     width = 0.8 / len(errors)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(corruptions) * max(1, len(errors) / 2)), 4.5))

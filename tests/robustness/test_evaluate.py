@@ -98,7 +98,7 @@ def test_results_file_of_another_model_is_refused(tmp_path):
     clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
     path = tmp_path / 'r.json'
     evaluate_robustness(ColourClassifier(), 'first', path, clean=clean, settings=SETTINGS)
-    with pytest.raises(ValueError, match='holds results of another model .*model: first there, second now.*--overwrite'):
+    with pytest.raises(ValueError, match='results of another model .*model: first there, second now.*--overwrite'):
         evaluate_robustness(ColourClassifier(), 'second', path, clean=clean, settings=SETTINGS)
     other = make_imagefolder(tmp_path / 'other', {k: [k] for k in COLOURS})
     with pytest.raises(ValueError, match='holds clean results for .*new --out'):
