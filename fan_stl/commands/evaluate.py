@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         problem = '--corrupt-on-the-fly corrupts the --data folder in the loader: give --data and no --imagenet-c'
     elif args.alexnet_normalise and args.baseline:
         problem = 'choose one mCE normaliser: --alexnet-normalise or --baseline'
+    elif (args.baseline or args.alexnet_normalise) and not (args.imagenet_c or args.corrupt_on_the_fly):
+        problem = 'an mCE normaliser needs corruptions: add --imagenet-c DIR or --corrupt-on-the-fly'
     if problem:
         print(f'error: {problem}', file=sys.stderr)
         return 2
