@@ -91,6 +91,9 @@ def test_out_is_checked_before_any_work(noise_images, tmp_path, capsys, monkeypa
     assert main(['eval', 'test_vit', '--data', str(noise_images), '--out', str(tmp_path / 'a_file' / 'out')]
                 + FAST) == 1
     assert 'cannot write results to --out' in capsys.readouterr().err
+    assert main(['eval', 'test_vit', '--data', str(noise_images), '--baseline', 'test_vit', '--out',
+                 str(tmp_path / 'out')] + FAST) == 2
+    assert 'an mCE normaliser needs corruptions' in capsys.readouterr().err
 
 
 def test_same_named_checkpoints_get_their_own_labels(noise_images, tmp_path, capsys):
