@@ -1,10 +1,14 @@
-"""`python -m fan_stl corrupt SRC DST`: the ImageNet-C style corrupted copy of an ImageFolder (resumable)."""
+"""`python -m fan_stl corrupt SRC DST`: the ImageNet-C style corrupted copy of an ImageFolder (resumable).
+
+Only argparse and the stdlib-only name lists load at import; the corruption code loads when the command runs.
+"""
 import argparse
 import sys
 from typing import List
 
-from fan_stl.robustness.corrupt import IMAGE_FORMATS, corrupt_folder
-from fan_stl.robustness.metrics import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS
+from fan_stl.robustness.names import (
+    ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, IMAGE_FORMAT_NAMES, SEVERITIES, STANDARD_CORRUPTIONS,
+)
 
 CORRUPTION_GROUPS = {'all': ALL_CORRUPTIONS, 'standard': STANDARD_CORRUPTIONS, 'extra': EXTRA_CORRUPTIONS}
 
@@ -15,7 +19,21 @@ def expand_corruptions(names: List[str]) -> List[str]:
     return list(dict.fromkeys(chosen))
 
 
+def add_corruption_arguments(parser: argparse.ArgumentParser, default_corruptions: List[str]) -> None:
+    """ The options that choose which corrupted images are made (shared by `corrupt` and `eval --corrupt-on-the-fly`).
+    """
+    parser.add_argument('--corruptions', nargs='+', default=default_corruptions, metavar='NAME',
+                        help=f'corruption names or the groups all / standard / extra (default: all); names: '
+                             f'{", ".join(ALL_CORRUPTIONS)}')
+    parser.add_argument('--severities', nargs='+', type=int, default=list(SEVERITIES), metavar='S',
+                        help='severities 1-5 (default: all)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random corruptions (default 0)')
+    parser.add_argument('--format', choices=list(IMAGE_FORMAT_NAMES), default='jpg',
+                        help='image format of the corrupted copies (default jpg, quality 85, as ImageNet-C)')
+
+
 def run(args: argparse.Namespace) -> int:
+    from fan_stl.robustness.corrupt import corrupt_folder
     try:
         result = corrupt_folder(
             args.src, args.dst, corruptions=expand_corruptions(args.corruptions), severities=args.severities,
@@ -32,17 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'corrupt', help='make an ImageNet-C style corrupted copy of an ImageFolder',
         description='Writes DST/<corruption>/<severity>/<class>/<image> for the 15 standard + 4 extra ImageNet-C '
-                    'corruptions. Deterministic per image and seed; rerunning resumes. Needs the optional extra: '
-                    'pip install -e ".[robustness]" in the fan_stl checkout (or: pip install imagecorruptions-imaug).')
+                    'corruptions, and DST/fan_stl_corruptions.json (seed, format, source fingerprint, versions). '
+                    'Deterministic per image and seed; rerunning resumes; another --seed / --format / source into '
+                    'the same DST is refused. `eval --corrupt-on-the-fly` makes the same images without the copies. '
+                    'Needs the optional extra: pip install -e ".[robustness]" in the fan_stl checkout.')
     parser.add_argument('src', help='ImageFolder to corrupt (<src>/<class>/<image>)')
     parser.add_argument('dst', help='output folder (ImageNet-C layout)')
-    parser.add_argument('--corruptions', nargs='+', default=['all'], metavar='NAME',
-                        help=f'corruption names or the groups all / standard / extra (default: all); names: '
-                             f'{", ".join(ALL_CORRUPTIONS)}')
-    parser.add_argument('--severities', nargs='+', type=int, default=list(SEVERITIES), metavar='S',
-                        help='severities 1-5 (default: all)')
+    add_corruption_arguments(parser, ['all'])
     parser.add_argument('--workers', type=int, default=1, help='parallel processes (default 1)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the random corruptions (default 0)')
-    parser.add_argument('--format', choices=list(IMAGE_FORMATS), default='jpg',
-                        help='output format (default jpg, quality 85, as ImageNet-C)')
     parser.set_defaults(func=run)

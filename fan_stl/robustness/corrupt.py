@@ -1,34 +1,50 @@
 """Make the ImageNet-C style "-C" copy of any ImageFolder: `<dst>/<corruption>/<severity>/<class>/<image>`.
 
 The 15 standard + 4 extra corruptions of Hendrycks & Dietterich (2019) at severities 1-5 come from the maintained
-PyPI package `imagecorruptions-imaug` (the `robustness` extra: `pip install -e ".[robustness]"`). Each output is
-deterministic given the image's relative path, the corruption, the severity and `seed` - whatever the worker count
-or order. Files are written atomically (temporary name, then rename), so a finished file is always whole and an
-interrupted run resumes by skipping the files that exist. Images are kept at their size; ImageNet-C itself was made
-from 224 x 224 centre crops and stored as JPEG (quality 85), the default format here.
+PyPI package `imagecorruptions-imaug` (an optional extra: `pip install -e ".[robustness]"` from a checkout, or
+`pip install imagecorruptions-imaug`). Each output is deterministic given the image's relative path, the corruption,
+the severity and `seed` - whatever the worker count or order - so `eval --corrupt-on-the-fly` can make the very same
+images in its data loader (`OnTheFlyCorruption`). Files are written atomically (temporary name, then rename), so a
+finished file is always whole and an interrupted run resumes by skipping the files that exist.
+
+Every output folder carries a manifest (`MANIFEST_NAME`: corruptions, severities, seed, format, the source's file
+list fingerprint, package versions). A later run into the same folder with another seed, format, source or
+generator version is refused with the difference named, so one folder never mixes two kinds of images. Images are
+kept at their size; ImageNet-C itself was made from 224 x 224 centre crops and stored as JPEG (quality 85), the
+default format here.
 """
 import contextlib
 import hashlib
+import io
+import json
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from ..extras import install_hint
-from .layouts import is_image, list_classes
-from .metrics import ALL_CORRUPTIONS, SEVERITIES
+from .images import file_list_fingerprint, list_images, read_rgb
+from .layouts import list_classes
+from .names import ALL_CORRUPTIONS, SEVERITIES
 
 IMAGE_FORMATS = {'jpg': ('JPEG', {'quality': 85}), 'png': ('PNG', {})}
 MIN_IMAGE_SIZE = 32  # the corruption functions refuse anything smaller
+MANIFEST_NAME = 'fan_stl_corruptions.json'
+MANIFEST_VERSION = 1
 _TMP_PREFIX = '.fan_stl-corrupt-'
 # corruptions that draw from their own generator when given a `seed` instead of numpy's global one
 _SEEDED_BY_ARGUMENT = ('glass_blur', 'impulse_noise')
+# manifest entries that must agree for two runs to share a folder
+_MUST_MATCH = ('seed', 'format', 'source_fingerprint', 'imagecorruptions_version', 'fan_stl_version')
 
 
 def _imagecorruptions():
@@ -55,12 +71,51 @@ def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int) 
     return imagecorruptions.corrupt(image, severity=severity, corruption_name=corruption, **kwargs)
 
 
-def _write_atomic(image: np.ndarray, path: Path, image_format: str) -> None:
+def check_image_size(image: Image.Image, source: Path) -> None:
+    if min(image.size) < MIN_IMAGE_SIZE:
+        raise ValueError(
+            f'image {source} is {image.size[0]}x{image.size[1]} px; the corruptions need at least '
+            f'{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}: resize the dataset first or leave the image out.')
+
+
+def encoded_corruption(image: Image.Image, relative_path: str, corruption: str, severity: int, seed: int,
+                       image_format: str) -> bytes:
+    """ The file `corrupt` writes for one image and cell: corrupted, then encoded in `image_format`. """
+    corrupted = corrupt_image(np.asarray(image), corruption, severity, cell_seed(seed, relative_path, corruption,
+                                                                                  severity))
     pil_format, options = IMAGE_FORMATS[image_format]
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(corrupted, dtype=np.uint8)).save(buffer, format=pil_format, **options)
+    return buffer.getvalue()
+
+
+def output_relative_path(source: Path, src_root: Path, image_format: str) -> str:
+    """ Where `corrupt` writes an image's copies inside each cell (and the key of its seed): the format's suffix. """
+    return Path(source).relative_to(src_root).with_suffix('.' + image_format).as_posix()
+
+
+@dataclass(frozen=True)
+class OnTheFlyCorruption:
+    """ Makes in memory exactly the image `corrupt SRC DST --seed --format` writes to DST/<corruption>/<severity>. """
+    root: Path
+    corruption: str
+    severity: int
+    seed: int = 0
+    image_format: str = 'jpg'
+
+    def __call__(self, image: Image.Image, source: Path) -> Image.Image:
+        check_image_size(image, source)
+        relative = output_relative_path(source, self.root, self.image_format)
+        data = encoded_corruption(image, relative, self.corruption, self.severity, self.seed, self.image_format)
+        with Image.open(io.BytesIO(data)) as decoded:
+            return decoded.convert('RGB')
+
+
+def _write_atomic(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'{_TMP_PREFIX}{os.getpid()}-{path.name}.tmp')  # not an image name: never read as data
     try:
-        Image.fromarray(image).save(tmp, format=pil_format, **options)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -73,22 +128,26 @@ Job = Tuple[Path, str, List[Tuple[str, int, Path]]]  # source image, relative pa
 def _run_job(job: Job, seed: int, image_format: str) -> int:
     source, relative, cells = job
     try:
-        with Image.open(source) as img:
-            image = np.asarray(img.convert('RGB'))
+        image = read_rgb(source)
     except OSError as e:
         raise OSError(f'cannot read image {source}: {e}') from None
-    if min(image.shape[:2]) < MIN_IMAGE_SIZE:
-        raise ValueError(
-            f'image {source} is {image.shape[1]}x{image.shape[0]} px; the corruptions need at least '
-            f'{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}: resize the dataset first or leave the image out.')
+    check_image_size(image, source)
     for corruption, severity, out in cells:
-        corrupted = corrupt_image(image, corruption, severity, cell_seed(seed, relative, corruption, severity))
-        _write_atomic(np.ascontiguousarray(corrupted, dtype=np.uint8), out, image_format)
+        _write_atomic(encoded_corruption(image, relative, corruption, severity, seed, image_format), out)
     return len(cells)
 
 
 def _run_job_star(args: Tuple[Job, int, str]) -> int:
     return _run_job(*args)
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 0.2) -> None:
+    """ Worker initialiser: a daemon thread ends this process as soon as its parent is gone (even after SIGKILL). """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name='fan_stl-parent-watch').start()
 
 
 @dataclass
@@ -113,6 +172,59 @@ def _check_request(src: Path, dst: Path, corruptions: Sequence[str], severities:
         raise ValueError(f'the output folder {dst} must not be inside the source folder {src}')
 
 
+def _versions() -> Dict[str, str]:
+    from fan_stl import __version__
+    try:
+        generator = metadata.version('imagecorruptions-imaug')
+    except metadata.PackageNotFoundError:  # the original `imagecorruptions` distribution, or a source checkout
+        generator = getattr(_imagecorruptions(), '__version__', 'unknown')
+    return {'imagecorruptions_version': generator, 'fan_stl_version': __version__}
+
+
+def read_manifest(dst: Path) -> Optional[Dict[str, Any]]:
+    """ The manifest of a corruption folder made by `corrupt_folder`, or None when it has none. """
+    path = Path(dst) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f'the corruption manifest {path} is not valid JSON ({e}); delete the folder and run again'
+                         ) from None
+    if not isinstance(manifest, dict) or manifest.get('manifest_version') != MANIFEST_VERSION:
+        raise ValueError(f'{path} is not a manifest this fan_stl version writes; make the copy in a new folder')
+    return manifest
+
+
+def _write_manifest(dst: Path, manifest: Dict[str, Any]) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / f'{_TMP_PREFIX}{os.getpid()}-{MANIFEST_NAME}.tmp'
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, dst / MANIFEST_NAME)
+
+
+def _merge_manifest(dst: Path, wanted: Dict[str, Any]) -> Dict[str, Any]:
+    """ The manifest after this run: refuses other settings; adds the requested corruptions and severities. """
+    existing = read_manifest(dst)
+    if existing is None:
+        made = [p.name for p in dst.iterdir() if p.name in ALL_CORRUPTIONS] if dst.is_dir() else []
+        if made:
+            raise ValueError(
+                f'{dst} already holds corruption folders ({", ".join(sorted(made)[:4])}) but no {MANIFEST_NAME}, so '
+                f'their seed, format and source are unknown: write into a new folder (or delete this one).')
+        return wanted
+    differences = [f'{key} {existing.get(key)!r} there, {wanted[key]!r} now' for key in _MUST_MATCH
+                   if existing.get(key) != wanted[key]]
+    if differences:
+        raise ValueError(
+            f'{dst} was made with other settings ({"; ".join(differences)}); mixing them would give cells of two '
+            f'kinds of images. Use a new output folder, or rerun with the settings there.')
+    merged = dict(existing)
+    merged['corruptions'] = [c for c in ALL_CORRUPTIONS if c in existing['corruptions'] or c in wanted['corruptions']]
+    merged['severities'] = sorted(set(existing['severities']) | set(wanted['severities']))
+    return merged
+
+
 def corrupt_folder(
         src: Path,
         dst: Path,
@@ -127,33 +239,38 @@ def corrupt_folder(
     src, dst = Path(src), Path(dst)
     _check_request(src, dst, corruptions, severities, image_format)
     _imagecorruptions()  # fail before any work when the extra is missing
-    suffix = '.' + image_format
+    sources = [path for path, _ in list_images(src, list_classes(src, what='source'))]
+    manifest = _merge_manifest(dst, {
+        'manifest_version': MANIFEST_VERSION, 'corruptions': list(corruptions), 'severities': sorted(severities),
+        'seed': seed, 'format': image_format, 'source': str(src.resolve()),
+        'source_fingerprint': file_list_fingerprint(src, sources), 'source_images': len(sources), **_versions()})
     jobs: List[Job] = []
-    seen: Dict[Path, Path] = {}
-    images = skipped = 0
-    for class_name in list_classes(src, what='source'):
-        for source in sorted(p for p in (src / class_name).rglob('*') if is_image(p)):
-            images += 1
-            relative = source.relative_to(src).with_suffix(suffix)
-            if relative in seen:
-                raise ValueError(
-                    f'{source} and {seen[relative]} would both be written as {relative}; rename one of them.')
-            seen[relative] = source
-            cells = [(c, s, dst / c / str(s) / relative) for c in corruptions for s in severities]
-            todo = [cell for cell in cells if not cell[2].exists()]
-            skipped += len(cells) - len(todo)
-            if todo:
-                jobs.append((source, relative.as_posix(), todo))
+    seen: Dict[str, Path] = {}
+    skipped = 0
+    for source in sources:
+        relative = output_relative_path(source, src, image_format)
+        if relative in seen:
+            raise ValueError(f'{source} and {seen[relative]} would both be written as {relative}; rename one of them.')
+        seen[relative] = source
+        cells = [(c, s, dst / c / str(s) / relative) for c in corruptions for s in severities]
+        todo = [cell for cell in cells if not cell[2].exists()]
+        skipped += len(cells) - len(todo)
+        if todo:
+            jobs.append((source, relative, todo))
     for stale in dst.rglob(f'{_TMP_PREFIX}*.tmp') if dst.is_dir() else ():  # left by a killed run
         stale.unlink()
+    _write_manifest(dst, manifest)
     args = [(job, seed, image_format) for job in jobs]
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=sum(len(job[2]) for job in jobs), desc='corrupting', unit='file',
                                        disable=not progress))
         if workers > 1:
             # fork: workers start at once, without re-importing torch; they only run numpy / OpenCV / numba code.
-            # An executor (unlike multiprocessing.Pool) fails instead of hanging when a worker is killed.
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')))
+            # An executor (unlike multiprocessing.Pool) fails instead of hanging when a worker is killed; each
+            # worker watches its parent and exits when it dies, so a killed run leaves nothing writing behind.
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context('fork'), initializer=_exit_with_parent,
+                initargs=(os.getpid(),)))
             counts = pool.map(_run_job_star, args)
         else:
             counts = map(_run_job_star, args)
@@ -161,4 +278,4 @@ def corrupt_folder(
         for count in counts:
             written += count
             bar.update(count)
-    return CorruptionRun(written=written, skipped=skipped, images=images)
+    return CorruptionRun(written=written, skipped=skipped, images=len(sources))

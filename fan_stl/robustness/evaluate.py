@@ -1,38 +1,71 @@
-"""Evaluation runner: clean top-1/top-5 on an ImageFolder, the ImageNet-C grid, ImageNet-A / -R, resumable.
+"""Evaluation runner: clean top-1/top-5 on an ImageFolder, the ImageNet-C grid (from a folder or corrupted on the fly),
+ImageNet-A / -R; resumable, and never reporting a number that may belong to another model or other data.
 
 Images go through the model's own timm eval transform (`resolve_data_config` + `create_transform`; for FAN models
 bicubic with crop_pct 1.0). `evaluate_robustness` keeps one JSON file per model and rewrites it atomically after
-every finished cell, so an interrupted run resumes where it stopped and a finished cell is never recomputed.
+every finished cell, so an interrupted run resumes where it stopped and a finished cell is never recomputed. The file
+records what it measured - a sha256 of the model's weights, its name, classes and eval transform, and for every
+dataset and cell the root and a fingerprint of its file list - and a run that differs in any of these is refused.
+
+Accuracy is taken over the images actually scored: unreadable files are counted and listed per cell (or stop the
+run with `strict`), never replaced by another image; a model with non-finite outputs is never scored.
 """
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from timm.data import ImageDataset, create_transform, resolve_data_config
+from timm.data import create_transform, resolve_data_config
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .class_maps import LabelMap, dataset_label_map, imagenet_subset_label_map
-from .layouts import discover_imagenet_c, list_classes
-from .metrics import ALEXNET, CorruptionBaseline, ErrorGrid, summarize_corruptions, topk_correct
+from .class_maps import LabelMap, dataset_label_map, imagenet1k_wnids, imagenet_subset_label_map
+from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption
+from .dataset import FATAL, ScoredImages
+from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
+from .layouts import ImageNetCLayout, discover_imagenet_c, list_classes
+from .metrics import (
+    ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, corruption_errors,
+    missing_cells, summarize_corruptions, topk_correct,
+)
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+RESULTS_FORMAT = 2  # 1: fan_stl <= 0.1.0 files, which named the model by its checkpoint path only
+EVAL_RULE = 'top-1 / top-5 over the readable images; unreadable images counted, never replaced or scored'
+IMAGENET_C_SIZE = 224
+FIX = 'use a new --out folder, or pass --overwrite to discard the stored results'
+CellResults = Dict[str, Dict[str, Dict[str, Any]]]
+
+
+class NonFiniteOutputError(ValueError):
+    """ The model produced NaN or infinite logits: its accuracy is undefined and is not reported. """
+
+
+class UnreadableImageError(OSError):
+    """ An image could not be read and the evaluation is strict. """
+
+
+class ResultsMismatchError(ValueError):
+    """ A results file belongs to another model, other settings or other data. """
 
 
 @dataclass
 class EvalSettings:
-    """ How to run the model: batch size, loader workers, device, autocast dtype ('bf16' / 'fp16'), input size. """
+    """ How to run the model: batch size, loader workers, device, autocast dtype ('bf16' / 'fp16'), input size,
+    and whether an unreadable image stops the run (`strict`) instead of being counted and left out. """
     batch_size: int = 64
     workers: int = 2
     device: str = field(default_factory=lambda: 'cuda' if torch.cuda.is_available() else 'cpu')
     amp: Optional[str] = None
     img_size: Optional[int] = None
     progress: bool = True
+    strict: bool = False
 
     def __post_init__(self):
         if self.amp is not None and self.amp not in AMP_DTYPES:
@@ -44,6 +77,24 @@ class EvalSettings:
         if self.amp is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=torch.device(self.device).type, dtype=AMP_DTYPES[self.amp])
+
+
+@dataclass(frozen=True)
+class OnTheFlySpec:
+    """ Corruptions to apply in the data loader instead of reading a corrupted folder (same images as `corrupt`). """
+    corruptions: Sequence[str] = ALL_CORRUPTIONS
+    severities: Sequence[int] = SEVERITIES
+    seed: int = 0
+    image_format: str = 'jpg'
+
+    def __post_init__(self):
+        unknown = [c for c in self.corruptions if c not in ALL_CORRUPTIONS]
+        if unknown:
+            raise ValueError(f'unknown corruption(s) {", ".join(unknown)}; choose from: {", ".join(ALL_CORRUPTIONS)}')
+        if not set(self.severities) <= set(SEVERITIES):
+            raise ValueError(f'severities must be in 1-5, got {list(self.severities)}')
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f'image format must be one of {", ".join(IMAGE_FORMATS)}, not {self.image_format!r}')
 
 
 def model_data_config(model: torch.nn.Module, img_size: Optional[int] = None) -> Dict[str, Any]:
@@ -61,45 +112,148 @@ def model_num_classes(model: torch.nn.Module) -> int:
     return num_classes
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """ sha256 over the model's state dict (names, dtypes, shapes and bytes): what is evaluated, wherever it came from.
+
+    One pass over the weights (about a second per GB on a CPU core), negligible next to an evaluation; unlike a
+    checkpoint path or mtime it changes whenever the numbers do, and it covers `--pretrained` and random weights too.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}\n'.encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+    return digest.hexdigest()
+
+
+def _check_outputs(output: Any, model: torch.nn.Module, desc: str) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(
+            f'{type(model).__name__} returned {type(output).__name__} in eval mode, not a logits tensor; '
+            f'evaluate a model whose eval forward gives (batch, classes) logits.')
+    finite = torch.isfinite(output).all(dim=1)
+    if not bool(finite.all()):
+        raise NonFiniteOutputError(
+            f'{type(model).__name__} gave NaN or infinite logits for {int((~finite).sum())} of {len(finite)} images '
+            f'of a batch in {desc}; its accuracy is undefined and was not scored. Check the weights (a diverged '
+            f'training, a wrong checkpoint) or try without --amp.')
+    return output
+
+
 def evaluate_imagefolder(
         model: torch.nn.Module,
         root: Path,
         settings: Optional[EvalSettings] = None,
         label_map: Optional[LabelMap] = None,
         desc: str = 'eval',
-) -> Dict[str, float]:
-    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root`: `{'top1', 'top5', 'num_images'}`.
+        corruption: Optional[OnTheFlyCorruption] = None,
+        classes: Optional[Sequence[str]] = None,
+) -> Dict[str, Any]:
+    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root` (optionally corrupted on the fly).
 
+    Returns `{'top1', 'top5', 'num_images', 'unreadable', 'unreadable_files', 'duplicate_stems', 'files'}`:
+    accuracies over the `num_images` images scored; `files` is the file-list fingerprint of `root`.
     `label_map` defaults to the dataset's classes matched to the model head (`dataset_label_map`).
     """
     settings = settings or EvalSettings()
-    classes = list_classes(root)
+    root = Path(root)
+    classes = list(classes) if classes is not None else list_classes(root)
     label_map = label_map or dataset_label_map(classes, model_num_classes(model))
-    dataset = ImageDataset(
-        str(root), class_map={c: i for i, c in enumerate(classes)},
-        transform=create_transform(**model_data_config(model, settings.img_size)))
+    samples = list_images(root, classes)
+    twice = duplicate_stems([p for p, _ in samples])
+    if twice:
+        warnings.warn(
+            f'{root}: {len(twice)} image(s) are there twice under one name with different extensions (e.g. '
+            f'{twice[0].relative_to(root)}.*), and each copy is scored; a `corrupt` run with another --format into '
+            f'the same folder? Remove the extra copies.', stacklevel=2)
+    config = model_data_config(model, settings.img_size)
+    dataset = ScoredImages(samples, create_transform(**config), config['input_size'], corruption)
     loader = DataLoader(
         dataset, batch_size=settings.batch_size, num_workers=settings.workers, shuffle=False,
         pin_memory=str(settings.device).startswith('cuda'), persistent_workers=False)
     model.eval().to(settings.device)
-    correct = {1: 0, 5: 0}
+    correct, scored, unreadable = {1: 0, 5: 0}, 0, []
     with torch.inference_mode(), settings.autocast():
-        for images, target in tqdm(loader, desc=desc, leave=False, disable=not settings.progress):
-            output = model(images.to(settings.device, non_blocking=True))
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(
-                    f'{type(model).__name__} returned {type(output).__name__} in eval mode, not a logits tensor; '
-                    f'evaluate a model whose eval forward gives (batch, classes) logits.')
-            logits, target = label_map.apply(output.float(), target.to(settings.device))
-            for k, hits in topk_correct(logits, target, (1, 5)).items():
+        for images, target, index, problems in tqdm(loader, desc=desc, leave=False, disable=not settings.progress):
+            ok = torch.tensor([not p for p in problems], dtype=torch.bool)
+            for problem in (p for p in problems if p):
+                if problem.startswith(FATAL):
+                    raise ValueError(problem.split(': ', 1)[1])
+                if settings.strict:
+                    raise UnreadableImageError(f'{problem} (strict evaluation stops on the first unreadable image; '
+                                               f'drop --strict to count and skip such files)')
+                unreadable.append(problem)
+            if not ok.any():
+                continue
+            output = _check_outputs(model(images[ok].to(settings.device, non_blocking=True)), model, desc)
+            logits, kept = label_map.apply(output.float(), target[ok].to(settings.device))
+            for k, hits in topk_correct(logits, kept, (1, 5)).items():
                 correct[k] += hits
-    total = len(dataset)
-    return {'top1': 100 * correct[1] / total, 'top5': 100 * correct[5] / total, 'num_images': total}
+            scored += int(ok.sum())
+    if not scored:
+        raise ValueError(f'none of the {len(samples)} images in {root} could be read (e.g. {unreadable[0]}).')
+    return {
+        'top1': 100 * correct[1] / scored, 'top5': 100 * correct[5] / scored, 'num_images': scored,
+        'unreadable': len(unreadable), 'unreadable_files': [p.split(': ', 2)[1] for p in unreadable[:10]],
+        'duplicate_stems': len(twice), 'files': file_list_fingerprint(root, [p for p, _ in samples])}
 
 
-def error_grid(cells: Dict[str, Dict[str, Dict[str, float]]]) -> ErrorGrid:
+def error_grid(cells: CellResults) -> ErrorGrid:
     """ Top-1 error grid (corruption -> severity -> %) from stored ImageNet-C cell results. """
     return {c: {int(s): 100 - r['top1'] for s, r in severities.items()} for c, severities in cells.items()}
+
+
+def imagenet_c_mismatch(layout: ImageNetCLayout) -> Optional[str]:
+    """ Why the folder is not recognisably ImageNet-C (None when it is): AlexNet's errors only normalise that. """
+    if len(layout.classes) != 1000 or set(layout.classes) != set(imagenet1k_wnids()):
+        return f'it has {len(layout.classes)} class folders, not the 1000 ImageNet wnids'
+    absent = [c for c in STANDARD_CORRUPTIONS if c not in layout.cells]
+    if absent:
+        return f'it lacks standard corruption(s) {", ".join(absent[:3])}'
+    first_cell = next(iter(next(iter(layout.cells.values())).values()))
+    sample = list_images(first_cell, layout.classes[:1])[0][0]
+    size = read_rgb(sample).size
+    if size != (IMAGENET_C_SIZE, IMAGENET_C_SIZE):
+        return f'its images are {size[0]}x{size[1]} px (e.g. {sample}), not the 224 px centre crops of ImageNet-C'
+    return None
+
+
+def _check_cell_files(stored: Dict[str, Any], root: Path, classes: Sequence[str], where: str, path: Path) -> None:
+    current = file_list_fingerprint(root, [p for p, _ in list_images(root, classes)])
+    if stored.get('files') != current:
+        raise ResultsMismatchError(
+            f'{path} holds {where} results for other files than {root} has now (images added, removed or changed '
+            f'since); {FIX}.')
+
+
+def _evaluate_cells(
+        model: torch.nn.Module,
+        todo: Sequence[Tuple[str, int, Path, Optional[OnTheFlyCorruption]]],
+        classes: Sequence[str],
+        settings: EvalSettings,
+        cells: CellResults,
+        on_cell_done: Optional[Callable[[CellResults], None]],
+        results_path: Optional[Path] = None,
+) -> CellResults:
+    label_map = dataset_label_map(classes, model_num_classes(model))
+    pending = []
+    for corruption, severity, root, on_the_fly in todo:
+        stored = cells.get(corruption, {}).get(str(severity))
+        if stored is None:
+            pending.append((corruption, severity, root, on_the_fly))
+        elif results_path is not None:
+            _check_cell_files(stored, root, classes, f'{corruption}/{severity}', results_path)
+    for corruption, severity, root, on_the_fly in tqdm(pending, desc='corruption cells',
+                                                       disable=not settings.progress):
+        cells.setdefault(corruption, {})[str(severity)] = evaluate_imagefolder(
+            model, root, settings, label_map, desc=f'{corruption}/{severity}', corruption=on_the_fly, classes=classes)
+        if on_cell_done is not None:
+            on_cell_done(cells)
+    return cells
+
+
+def _layout_cells(layout: ImageNetCLayout) -> List[Tuple[str, int, Path, None]]:
+    return [(c, s, path, None) for c, by_severity in layout.cells.items() for s, path in by_severity.items()]
 
 
 def evaluate_imagenet_c(
@@ -107,25 +261,37 @@ def evaluate_imagenet_c(
         root: Path,
         settings: Optional[EvalSettings] = None,
         corruptions: Optional[Sequence[str]] = None,
-        cells: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None,
-        on_cell_done: Optional[Callable[[Dict[str, Dict[str, Dict[str, float]]]], None]] = None,
-) -> Dict[str, Dict[str, Dict[str, float]]]:
+        cells: Optional[CellResults] = None,
+        on_cell_done: Optional[Callable[[CellResults], None]] = None,
+        results_path: Optional[Path] = None,
+) -> CellResults:
     """ Evaluate every cell of an ImageNet-C style folder: `{corruption: {'severity': {'top1', 'top5', ...}}}`.
 
-    Cells already in `cells` are skipped (resume); `on_cell_done(cells)` runs after each new cell (e.g. to save).
+    Cells already in `cells` are skipped (resume) after checking - when `results_path` names their file - that their
+    files are unchanged; `on_cell_done(cells)` runs after each new cell (e.g. to save).
     """
-    settings = settings or EvalSettings()
     layout = discover_imagenet_c(root, corruptions)
-    label_map = dataset_label_map(layout.classes, model_num_classes(model))
-    cells = cells if cells is not None else {}
-    todo = [(c, s, path) for c, by_severity in layout.cells.items() for s, path in by_severity.items()
-            if str(s) not in cells.get(c, {})]
-    for corruption, severity, path in tqdm(todo, desc='ImageNet-C cells', disable=not settings.progress):
-        result = evaluate_imagefolder(model, path, settings, label_map, desc=f'{corruption}/{severity}')
-        cells.setdefault(corruption, {})[str(severity)] = result
-        if on_cell_done is not None:
-            on_cell_done(cells)
-    return cells
+    return _evaluate_cells(model, _layout_cells(layout), layout.classes, settings or EvalSettings(),
+                           cells if cells is not None else {}, on_cell_done, results_path)
+
+
+def evaluate_corruptions_on_the_fly(
+        model: torch.nn.Module,
+        root: Path,
+        spec: OnTheFlySpec = OnTheFlySpec(),
+        settings: Optional[EvalSettings] = None,
+        cells: Optional[CellResults] = None,
+        on_cell_done: Optional[Callable[[CellResults], None]] = None,
+        results_path: Optional[Path] = None,
+) -> CellResults:
+    """ As `evaluate_imagenet_c`, with each cell made in the data loader from the clean ImageFolder `root`: the same
+    images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed, image_format=spec.image_format)` followed by
+    `evaluate_imagenet_c(dst)`, without the copies on disk. """
+    classes = list_classes(root)
+    todo = [(c, s, Path(root), OnTheFlyCorruption(Path(root), c, s, spec.seed, spec.image_format))
+            for c in ALL_CORRUPTIONS if c in spec.corruptions for s in sorted(spec.severities)]
+    return _evaluate_cells(model, todo, classes, settings or EvalSettings(), cells if cells is not None else {},
+                           on_cell_done, results_path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -142,7 +308,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def load_results(path: Path) -> Dict[str, Any]:
-    """ A results file written by `evaluate_robustness`, with a clear error for anything else. """
+    """ A results file written by `evaluate_robustness` (this format or an earlier one), with a clear error else. """
     path = Path(path)
     try:
         results = json.loads(path.read_text())
@@ -150,29 +316,79 @@ def load_results(path: Path) -> Dict[str, Any]:
         raise FileNotFoundError(f'results file {path} does not exist') from None
     except json.JSONDecodeError as e:
         raise ValueError(f'results file {path} is not valid JSON ({e}); delete it or pass another file') from None
-    if not isinstance(results, dict) or 'model' not in results or 'identity' not in results:
+    if not isinstance(results, dict) or 'model' not in results or not isinstance(results.get('identity'), dict):
         raise ValueError(f'{path} is not a fan_stl robustness results file (no "model" / "identity" entries)')
     return results
 
 
 def load_baseline(path: Path) -> CorruptionBaseline:
     """ A `CorruptionBaseline` from another model's results file (mCE / relative mCE relative to that model). """
-    results = load_results(path)
+    return baseline_from_results(load_results(path), str(path))
+
+
+def baseline_from_results(results: Dict[str, Any], where: str = 'the baseline results') -> CorruptionBaseline:
+    """ A `CorruptionBaseline` from a results dict: its per-corruption errors and clean error. """
     cells = results.get('imagenet_c', {}).get('cells')
     if not cells:
         raise ValueError(
-            f'baseline results {path} hold no ImageNet-C cells; evaluate the baseline with --imagenet-c first')
+            f'{where} hold no corruption cells; evaluate the baseline model with --imagenet-c or --corrupt-on-the-fly')
     clean = results.get('clean')
-    return CorruptionBaseline.from_grid(
-        results['model'], error_grid(cells), clean_error=100 - clean['top1'] if clean else None)
+    grid = error_grid(cells)
+    complete = [c for c in grid if not missing_cells(grid, (c,))]  # a partial set normalises no mCE, but is no error
+    return CorruptionBaseline(results['model'], corruption_errors(grid, complete),
+                              clean_error=100 - clean['top1'] if clean else None)
 
 
-def _check_same_root(results: Dict[str, Any], key: str, root: Path, path: Path) -> None:
-    stored = results.get(key, {}).get('root')
-    if stored is not None and stored != str(Path(root).resolve()):
-        raise ValueError(
-            f'{path} holds {key} results for {stored}, not {Path(root).resolve()}; use another output folder or '
-            f'delete the file to start over.')
+def summarize_results(results: Dict[str, Any], baseline: Optional[CorruptionBaseline]) -> Dict[str, Any]:
+    """ (Re)compute `results['imagenet_c']['summary']` with `baseline` as the mCE normaliser (None: no mCE). """
+    section = results.get('imagenet_c')
+    if section and section.get('cells'):
+        clean_error = 100 - results['clean']['top1'] if 'clean' in results else None
+        summary = summarize_corruptions(error_grid(section['cells']), clean_error, baseline)
+        if baseline is None:
+            summary.notes.append(
+                f'no mCE: {section.get("not_imagenet_c", "no normaliser was given")}, so AlexNet\'s ImageNet-C errors '
+                f'would not give comparable numbers; pass --baseline MODEL for mCE relative to a model '
+                f'(or --alexnet-normalise if this really is ImageNet-C)')
+        section['summary'] = asdict(summary)
+    return results
+
+
+def _identity(model: torch.nn.Module, name: str, settings: EvalSettings, source: Optional[Dict[str, Any]]) -> Dict:
+    identity = {
+        'format': RESULTS_FORMAT, 'model': name, 'architecture': model.pretrained_cfg.get('architecture')
+        if isinstance(getattr(model, 'pretrained_cfg', None), dict) else type(model).__name__,
+        'num_classes': model_num_classes(model), 'weights_sha256': weights_digest(model), 'source': source or {},
+        'data_config': model_data_config(model, settings.img_size), 'amp': settings.amp, 'eval_rule': EVAL_RULE}
+    return json.loads(json.dumps(identity))  # tuples -> lists, as stored
+
+
+def _stored_results(path: Path, identity: Dict[str, Any], overwrite: bool) -> Optional[Dict[str, Any]]:
+    """ The results stored at `path` when they belong to `identity`; refuses them otherwise (unless `overwrite`). """
+    if overwrite or not path.exists():
+        return None
+    try:
+        results = load_results(path)
+    except ValueError as e:
+        raise ResultsMismatchError(f'{e}; {FIX}') from None
+    stored = results['identity']
+    if stored.get('format') != RESULTS_FORMAT:
+        raise ResultsMismatchError(
+            f'{path} was written by an earlier fan_stl (results format {stored.get("format", 1)}), which named the '
+            f'model only by its checkpoint path, so its numbers cannot be matched to this model; {FIX}.')
+    differences = [key for key in sorted(set(stored) | set(identity)) if stored.get(key) != identity.get(key)]
+    if differences:
+        shown = '; '.join(f'{k}: {str(stored.get(k))[:70]} there, {str(identity.get(k))[:70]} now'
+                          for k in differences[:4])
+        raise ResultsMismatchError(f'{path} holds results of another model or other settings ({shown}); {FIX}.')
+    return results
+
+
+def _check_section(results: Dict[str, Any], key: str, expected: Dict[str, Any], path: Path) -> None:
+    stored = {k: results.get(key, {}).get(k) for k in expected}
+    if key in results and stored != expected:
+        raise ResultsMismatchError(
+            f'{path} holds {key} results for {stored}, not {expected}; {FIX}.')
 
 
 def evaluate_robustness(
@@ -183,27 +399,27 @@ def evaluate_robustness(
         imagenet_c: Optional[Path] = None,
         imagenet_a: Optional[Path] = None,
         imagenet_r: Optional[Path] = None,
-        baseline: CorruptionBaseline = ALEXNET,
+        baseline: Optional[CorruptionBaseline] = None,
         settings: Optional[EvalSettings] = None,
         corruptions: Optional[Sequence[str]] = None,
         source: Optional[Dict[str, Any]] = None,
+        on_the_fly: Optional[OnTheFlySpec] = None,
+        overwrite: bool = False,
 ) -> Dict[str, Any]:
     """ Evaluate `model` on the given datasets, resuming from and saving to `results_path` (JSON).
 
-    `source` (e.g. the checkpoint path) is part of the file's identity together with `name` and the data config:
-    a file written for anything else is refused rather than mixed in.
+    The file's identity is the model's weights (sha256), `name`, classes, eval transform and `source` (e.g. the
+    checkpoint path); each dataset adds its root and file-list fingerprint. Stored results of anything else are
+    refused (`ResultsMismatchError`) unless `overwrite` discards them. `on_the_fly` corrupts `clean` in the loader
+    instead of reading `imagenet_c`. mCE is normalised by `baseline`; when None, by AlexNet only if `imagenet_c` is
+    recognisably ImageNet-C (1000 ImageNet classes, the 15 corruptions, 224 px images), else not computed.
     """
     settings = settings or EvalSettings()
     results_path = Path(results_path)
-    identity = {'model': name, 'source': source or {}, 'data_config': model_data_config(model, settings.img_size)}
-    identity = json.loads(json.dumps(identity))  # tuples -> lists, as stored
-    results: Dict[str, Any] = {'model': name, 'identity': identity}
-    if results_path.exists():
-        results = load_results(results_path)
-        if results['identity'] != identity:
-            raise ValueError(
-                f'{results_path} was written for other settings ({results["identity"]}), not {identity}; use another '
-                f'output folder or delete the file to start over.')
+    if on_the_fly is not None and (clean is None or imagenet_c is not None):
+        raise ValueError('on-the-fly corruptions are made from the clean folder: give `clean` and no `imagenet_c`')
+    identity = _identity(model, name, settings, source)
+    results = _stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity}
 
     def save() -> None:
         write_json_atomic(results_path, results)
@@ -211,23 +427,35 @@ def evaluate_robustness(
     for key, root in (('clean', clean), ('imagenet_a', imagenet_a), ('imagenet_r', imagenet_r)):
         if root is None:
             continue
-        _check_same_root(results, key, root, results_path)
+        classes = list_classes(root)
+        _check_section(results, key, {'root': str(Path(root).resolve())}, results_path)
         if 'top1' in results.get(key, {}):
+            _check_cell_files(results[key], Path(root), classes, key, results_path)
             continue
-        label_map = None
-        if key != 'clean':
-            label_map = imagenet_subset_label_map(list_classes(root), key, model_num_classes(model))
-        accuracy = evaluate_imagefolder(model, root, settings, label_map, desc=key)
+        label_map = None if key == 'clean' else imagenet_subset_label_map(classes, key, model_num_classes(model))
+        accuracy = evaluate_imagefolder(model, root, settings, label_map, desc=key, classes=classes)
         results[key] = {'root': str(Path(root).resolve()), **accuracy}
         save()
 
-    if imagenet_c is not None:
-        _check_same_root(results, 'imagenet_c', imagenet_c, results_path)
-        section = results.setdefault('imagenet_c', {'root': str(Path(imagenet_c).resolve()), 'cells': {}})
-        evaluate_imagenet_c(model, imagenet_c, settings, corruptions, section['cells'], on_cell_done=lambda _: save())
-    if 'imagenet_c' in results:
-        clean_error = 100 - results['clean']['top1'] if 'clean' in results else None
-        summary = summarize_corruptions(error_grid(results['imagenet_c']['cells']), clean_error, baseline)
-        results['imagenet_c']['summary'] = asdict(summary)
+    if imagenet_c is not None or on_the_fly is not None:
+        root = Path(imagenet_c if imagenet_c is not None else clean)
+        expected = {'root': str(root.resolve()),
+                    'on_the_fly': None if on_the_fly is None else {'seed': on_the_fly.seed,
+                                                                   'format': on_the_fly.image_format}}
+        _check_section(results, 'imagenet_c', expected, results_path)
+        section = results.setdefault('imagenet_c', {**expected, 'cells': {}})
+        if on_the_fly is None:
+            layout = discover_imagenet_c(root, corruptions)
+            mismatch = imagenet_c_mismatch(layout)
+            section['not_imagenet_c'] = mismatch and f'{root} is not recognisably ImageNet-C: {mismatch}'
+            _evaluate_cells(model, _layout_cells(layout), layout.classes, settings, section['cells'], lambda _: save(),
+                            results_path)
+        else:
+            section['not_imagenet_c'] = f'the corruptions were made on the fly from {root}, not taken from ImageNet-C'
+            evaluate_corruptions_on_the_fly(model, root, on_the_fly, settings, section['cells'], lambda _: save(),
+                                            results_path)
+    if baseline is None and 'imagenet_c' in results and results['imagenet_c'].get('not_imagenet_c') is None:
+        baseline = ALEXNET
+    summarize_results(results, baseline)
     save()
     return results

@@ -87,7 +87,8 @@ def discover_imagenet_c(root: Path, corruptions: Optional[Sequence[str]] = None)
             f'{root} holds severity folders ({", ".join(names)}), so it is one corruption, not an ImageNet-C root: '
             f'pass its parent folder (layout {IMAGENET_C_LAYOUT}).')
     unknown = [n for n in names if n not in ALL_CORRUPTIONS]
-    if unknown and len(unknown) == len(names) and all(_has_image(root / n) for n in names[:3]):
+    near_misses = [n for n in unknown if difflib.get_close_matches(n.lower(), ALL_CORRUPTIONS, n=1, cutoff=0.6)]
+    if unknown and not near_misses and len(unknown) == len(names) and all(_has_image(root / n) for n in names[:3]):
         raise LayoutError(
             f'{root} looks like a plain ImageFolder (<root>/<class>/<image>), not ImageNet-C ({IMAGENET_C_LAYOUT}). '
             f'Make its corrupted copy with `python -m fan_stl corrupt {root} <dst>`, or evaluate it as clean data.')

@@ -3,13 +3,16 @@
 Errors and accuracies are percentages throughout. A *grid* maps corruption name -> severity (1..5) -> top-1 error.
 
 * corruption error `E_c`       mean top-1 error of a corruption over its 5 severities.
-* CE_c / mCE                   `E_c / E_c^baseline`, averaged over the 15 standard corruptions (x100). With the AlexNet
-                               baseline this is the mCE of Hendrycks & Dietterich (ICLR 2019) and of the FAN / STL
-                               papers (e.g. 42.1 for FAN-L-Hybrid-STL). Lower is better.
+* CE_c / mCE                   `E_c / E_c^baseline`, averaged over the 15 standard corruptions (x100). Lower is better.
+                               With the AlexNet baseline on ImageNet-C itself this is the mCE of Hendrycks & Dietterich
+                               (ICLR 2019) and of the FAN / STL papers (e.g. 42.1 for FAN-L-Hybrid-STL); on other
+                               corrupted data only a baseline model evaluated on the same images normalises honestly.
 * relative CE / relative mCE   `(E_c - E_clean) / (E_c^baseline - E_clean^baseline)`, averaged likewise (x100): how
                                much accuracy a corruption *costs* relative to the baseline's loss.
-* mean corruption accuracy     `100 - mean E_c` over the 15 standard corruptions: the "IN-C" column of the FAN / STL
-                               READMEs (e.g. 68.8 for FAN-L-Hybrid-STL). Higher is better. NOT an mCE.
+* mean corruption accuracy     `100 - mean E_c` over the 15 standard corruptions. Higher is better; NOT an mCE. The
+                               FAN / STL READMEs' "IN-C" column (e.g. 68.8 for FAN-L-Hybrid-STL) is a mean accuracy
+                               too, but no official code says over which corruptions (15 or all 19) it was taken, so
+                               this is not necessarily the same number.
 
 The 4 extra corruptions (speckle_noise, gaussian_blur, spatter, saturate) have no AlexNet reference and never enter
 the numbers above; they are reported apart. Missing standard corruptions make mCE undefined rather than silently
@@ -20,15 +23,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-STANDARD_CORRUPTIONS: Tuple[str, ...] = (
-    'gaussian_noise', 'shot_noise', 'impulse_noise',
-    'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-    'snow', 'frost', 'fog', 'brightness',
-    'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
-)
-EXTRA_CORRUPTIONS: Tuple[str, ...] = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
-ALL_CORRUPTIONS: Tuple[str, ...] = STANDARD_CORRUPTIONS + EXTRA_CORRUPTIONS
-SEVERITIES: Tuple[int, ...] = (1, 2, 3, 4, 5)
+from .names import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS
 
 ErrorGrid = Mapping[str, Mapping[int, float]]
 
@@ -124,16 +119,21 @@ def relative_mce(
 
 
 def mean_corruption_accuracy(grid: ErrorGrid, corruptions: Sequence[str] = STANDARD_CORRUPTIONS) -> float:
-    """ Mean top-1 accuracy (%) over `corruptions` x 5 severities: the FAN / STL READMEs' "IN-C" (not an mCE). """
+    """ Mean top-1 accuracy (%) over `corruptions` x 5 severities (not an mCE; see the module docstring). """
     errors = corruption_errors(grid, corruptions)
     return 100 - sum(errors.values()) / len(errors)
 
 
 @dataclass
 class CorruptionSummary:
-    """ Everything reported for one model's ImageNet-C grid; a metric left None has its reason in `notes`. """
-    baseline: str
+    """ Everything reported for one model's corruption grid; a metric left None has its reason in `notes`.
+
+    `corruption_errors` is the mean error over the severities present (`severities` lists them); mCE and the mean
+    accuracies need every standard cell. `baseline` names the mCE normaliser (None: no mCE was computed).
+    """
+    baseline: Optional[str]
     corruption_errors: Dict[str, float]
+    severities: Dict[str, List[int]] = field(default_factory=dict)
     mce: Optional[float] = None
     relative_mce: Optional[float] = None
     mean_corruption_accuracy: Optional[float] = None
@@ -144,11 +144,18 @@ class CorruptionSummary:
 def summarize_corruptions(
         grid: ErrorGrid,
         clean_error: Optional[float] = None,
-        baseline: CorruptionBaseline = ALEXNET,
+        baseline: Optional[CorruptionBaseline] = ALEXNET,
 ) -> CorruptionSummary:
-    """ All ImageNet-C metrics that `grid` supports, with a note for each one it does not. """
-    complete = [c for c in grid if not missing_cells(grid, (c,))]
-    summary = CorruptionSummary(baseline.name, corruption_errors(grid, complete))
+    """ All corruption metrics that `grid` supports, with a note for each one it does not.
+
+    Per-corruption errors are reported for any severities present; mCE and relative mCE (normalised by `baseline`,
+    none when it is None) and the mean accuracies only for complete sets.
+    """
+    present = [c for c in ALL_CORRUPTIONS if grid.get(c)] + [c for c in grid if c not in ALL_CORRUPTIONS and grid[c]]
+    summary = CorruptionSummary(
+        baseline.name if baseline is not None else None,
+        {c: sum(grid[c].values()) / len(grid[c]) for c in present},
+        {c: sorted(int(s) for s in grid[c]) for c in present})
     missing = missing_cells(grid)
     if missing:
         summary.notes.append(
@@ -156,14 +163,15 @@ def summarize_corruptions(
             f'{len(missing)} cell(s) missing ({", ".join(missing[:4])}{" ..." if len(missing) > 4 else ""})')
     else:
         summary.mean_corruption_accuracy = mean_corruption_accuracy(grid)
-        try:
-            summary.mce = mce(grid, baseline)
-            if clean_error is None:
-                summary.notes.append('relative mCE needs the clean error: evaluate the clean set too')
-            else:
-                summary.relative_mce = relative_mce(grid, clean_error, baseline)
-        except ValueError as e:  # a baseline without some corruption or clean error
-            summary.notes.append(str(e))
+        if baseline is not None:
+            try:
+                summary.mce = mce(grid, baseline)
+                if clean_error is None:
+                    summary.notes.append('relative mCE needs the clean error: evaluate the clean set too')
+                else:
+                    summary.relative_mce = relative_mce(grid, clean_error, baseline)
+            except ValueError as e:  # a baseline without some corruption or clean error
+                summary.notes.append(str(e))
     if not missing_cells(grid, EXTRA_CORRUPTIONS):
         summary.extra_mean_corruption_accuracy = mean_corruption_accuracy(grid, EXTRA_CORRUPTIONS)
     return summary

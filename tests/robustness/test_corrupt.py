@@ -1,19 +1,27 @@
 """Corruption generation on a few real photographs: all 19 x 5 cells, determinism, resume, bad requests."""
+import multiprocessing
+import os
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import timm
+import torch
 from PIL import Image
 
-pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
+pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install "fan_stl[robustness]"')
 
-from fan_stl.robustness.corrupt import corrupt_folder, corrupt_image  # noqa: E402
-from fan_stl.robustness.evaluate import EvalSettings, evaluate_robustness  # noqa: E402
+from fan_stl.robustness.corrupt import (  # noqa: E402
+    OnTheFlyCorruption, corrupt_folder, corrupt_image, read_manifest,
+)
+from fan_stl.robustness.evaluate import EvalSettings, OnTheFlySpec, evaluate_robustness  # noqa: E402
+from fan_stl.robustness.images import read_rgb  # noqa: E402
 from fan_stl.robustness.layouts import discover_imagenet_c  # noqa: E402
-from fan_stl.robustness.metrics import ALL_CORRUPTIONS, SEVERITIES  # noqa: E402
+from fan_stl.robustness.metrics import ALEXNET, ALL_CORRUPTIONS, SEVERITIES  # noqa: E402
 
 SOME_CORRUPTIONS = ('gaussian_noise', 'impulse_noise', 'glass_blur', 'frost', 'spatter')
 
@@ -50,8 +58,12 @@ def test_all_19_x_5_cells_on_real_images_then_evaluated(imagenette_root, tmp_pat
     results = evaluate_robustness(model, 'test_vit', tmp_path / 'r.json', clean=src, imagenet_c=tmp_path / 'c',
                                   settings=settings)
     summary = results['imagenet_c']['summary']
-    assert not summary['notes'] and 0 <= summary['mean_corruption_accuracy'] <= 100
-    assert summary['mce'] > 0 and summary['extra_mean_corruption_accuracy'] is not None
+    assert 0 <= summary['mean_corruption_accuracy'] <= 100 and summary['extra_mean_corruption_accuracy'] is not None
+    # 2 classes of 128 px images are not ImageNet-C: no AlexNet-normalised mCE unless asked for explicitly
+    assert summary['mce'] is None and 'is not recognisably ImageNet-C: it has 2 class folders' in summary['notes'][0]
+    again = evaluate_robustness(model, 'test_vit', tmp_path / 'r.json', clean=src, imagenet_c=tmp_path / 'c',
+                                settings=settings, baseline=ALEXNET)  # resumes: only the summary is recomputed
+    assert again['imagenet_c']['summary']['mce'] > 0 and not again['imagenet_c']['summary']['notes']
 
 
 def test_deterministic_per_image_and_seed_whatever_the_workers(imagenette_root, tmp_path):
@@ -103,5 +115,127 @@ def test_bad_requests(imagenette_root, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='is 20x40 px; the corruptions need at least 32x32'):
         corrupt_folder(small.parent, tmp_path / 'c2', corruptions=['fog'], severities=[1], progress=False)
     monkeypatch.setitem(sys.modules, 'imagecorruptions', None)
-    with pytest.raises(ImportError, match=r'pip install -e "\.\[robustness\]"'):
+    with pytest.raises(ImportError, match=r'imagecorruptions-imaug'):
         corrupt_image(np.zeros((32, 32, 3), np.uint8), 'fog', 1, 0)
+
+
+def noise_folder(root: Path, classes: int = 2, per_class: int = 2, size: int = 48) -> Path:
+    """ A synthetic ImageFolder of random RGB images (seeded). """
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f'class{c}').mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / f'class{c}' / f'{i}.png')
+    return root
+
+
+def test_a_folder_refuses_other_settings_and_names_the_difference(tmp_path):
+    """ #11.4: another --format or --seed into the same folder would mix two kinds of images in its cells. """
+    src, dst = noise_folder(tmp_path / 'src'), tmp_path / 'c'
+    corrupt_folder(src, dst, corruptions=['fog'], severities=[1], progress=False)
+    manifest = read_manifest(dst)
+    assert (manifest['seed'], manifest['format'], manifest['corruptions'], manifest['source_images']) == (
+        0, 'jpg', ['fog'], 4)
+    assert manifest['imagecorruptions_version'] and len(manifest['source_fingerprint']) == 64
+    with pytest.raises(ValueError, match="format 'jpg' there, 'png' now"):
+        corrupt_folder(src, dst, corruptions=['fog'], severities=[1], image_format='png', progress=False)
+    with pytest.raises(ValueError, match='seed 0 there, 1 now'):
+        corrupt_folder(src, dst, corruptions=['fog'], severities=[1], seed=1, progress=False)
+    assert not list(dst.rglob('*.png'))
+    more = corrupt_folder(src, dst, corruptions=['fog', 'snow'], severities=[1, 2], progress=False)  # extends
+    assert (more.written, more.skipped) == (12, 4)
+    assert read_manifest(dst)['corruptions'] == ['snow', 'fog'] and read_manifest(dst)['severities'] == [1, 2]
+    Image.new('RGB', (48, 48)).save(src / 'class0' / 'new.png')
+    with pytest.raises(ValueError, match='source_fingerprint'):
+        corrupt_folder(src, dst, corruptions=['fog'], severities=[1], progress=False)
+
+
+def test_16_bit_sources_are_scaled_not_clipped(tmp_path):
+    """ #11.4: Pillow's convert('RGB') turns an I;16 grey image white; it is scaled by 1/257 instead. """
+    (tmp_path / 'src' / 'grey').mkdir(parents=True)
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    Image.fromarray(ramp).save(tmp_path / 'src' / 'grey' / 'ramp.png')
+    assert Image.open(tmp_path / 'src' / 'grey' / 'ramp.png').mode == 'I;16'
+    expected = ramp / 257.0
+    assert np.abs(np.asarray(read_rgb(tmp_path / 'src' / 'grey' / 'ramp.png'))[..., 0] - expected).max() <= 0.5
+    corrupt_folder(tmp_path / 'src', tmp_path / 'c', corruptions=['pixelate'], severities=[1], image_format='png',
+                   progress=False)
+    out = read(tmp_path / 'c' / 'pixelate' / '1' / 'grey' / 'ramp.png').astype(float)
+    assert abs(out.mean() - expected.mean()) < 3 and (out == 255).mean() < 0.05
+
+
+def _children(pid: int) -> list:
+    children = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != 'Z'
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='reads the process table from /proc (Linux)')
+def test_workers_end_when_the_parent_is_killed(tmp_path):
+    """ #11.4: SIGKILL of `corrupt` must not leave workers running (and writing) behind. """
+    src, dst = noise_folder(tmp_path / 'src', classes=2, per_class=20, size=64), tmp_path / 'c'
+    parent = multiprocessing.get_context('fork').Process(  # a forked `corrupt` run: no interpreter start-up
+        target=corrupt_folder, args=(src, dst), kwargs=dict(corruptions=['zoom_blur'], workers=2, progress=False))
+    parent.start()
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while not list(dst.rglob('*.jpg')) and time.monotonic() < deadline and parent.is_alive():
+            time.sleep(0.05)
+        workers[:] = _children(parent.pid)
+        assert workers and parent.is_alive(), 'the run ended before it could be killed'
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.join()
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), 'workers outlived their parent'
+        files = len(list(dst.rglob('*.jpg')))
+        time.sleep(0.5)
+        assert len(list(dst.rglob('*.jpg'))) == files < 40 * 5
+    finally:
+        parent.kill()
+        for w in (w for w in workers if _alive(w)):
+            os.kill(w, signal.SIGKILL)
+
+
+def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
+    """ #11.6: the loader makes the very images `corrupt` writes, so the numbers are the same (2 loader workers). """
+    src = noise_folder(tmp_path / 'src', classes=3, per_class=4)
+    corruptions, severities = ('gaussian_noise', 'impulse_noise'), (5,)  # both kinds of seeding
+    corrupt_folder(src, tmp_path / 'c', corruptions=corruptions, severities=severities, seed=3, progress=False)
+    for path in src.rglob('*.png'):
+        for corruption in ('gaussian_noise', 'impulse_noise'):
+            made = OnTheFlyCorruption(src, corruption, 5, seed=3)(read_rgb(path), path)
+            written = tmp_path / 'c' / corruption / '5' / path.relative_to(src).with_suffix('.jpg')
+            assert np.array_equal(np.asarray(made), read(written))
+
+    torch.manual_seed(0)
+    model = timm.create_model('test_vit', num_classes=3, img_size=32)
+    settings = EvalSettings(batch_size=5, workers=0, device='cpu', img_size=32, progress=False)
+    from_folder = evaluate_robustness(model, 'm', tmp_path / 'folder.json', clean=src, imagenet_c=tmp_path / 'c',
+                                      settings=settings)
+    settings.workers = 2  # the loader's worker processes make the images
+    on_the_fly = evaluate_robustness(model, 'm', tmp_path / 'fly.json', clean=src, settings=settings,
+                                     on_the_fly=OnTheFlySpec(corruptions, severities, seed=3))
+    assert not list((tmp_path / 'src').rglob('*.jpg'))  # nothing written
+
+    def scores(results):  # everything but the file-list fingerprint (of the cell folder, or of src on the fly)
+        return {c: {s: {k: v for k, v in cell.items() if k != 'files'} for s, cell in by_s.items()}
+                for c, by_s in results['imagenet_c']['cells'].items()}
+    assert scores(on_the_fly) == scores(from_folder)
+    assert len({cell['top1'] for by_s in scores(on_the_fly).values() for cell in by_s.values()}) > 1

@@ -7,10 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
+from fan_stl.robustness.class_maps import imagenet1k_wnids
 from fan_stl.robustness.evaluate import (
-    EvalSettings, evaluate_imagefolder, evaluate_imagenet_c, evaluate_robustness, load_baseline,
+    EvalSettings, ResultsMismatchError, baseline_from_results, evaluate_imagefolder, evaluate_imagenet_c,
+    evaluate_robustness, imagenet_c_mismatch, load_baseline, load_results, summarize_results,
 )
-from fan_stl.robustness.layouts import LayoutError, discover_imagenet_c, list_classes
+from fan_stl.robustness.layouts import ImageNetCLayout, LayoutError, discover_imagenet_c, list_classes
+from fan_stl.robustness.metrics import ALEXNET, STANDARD_CORRUPTIONS
 from fan_stl.robustness.report import format_tables, plot_corruption_errors, write_csvs
 
 COLOURS = {'a_red': (200, 30, 30), 'b_green': (30, 200, 30), 'c_blue': (30, 30, 200)}
@@ -18,16 +21,17 @@ SETTINGS = EvalSettings(batch_size=4, workers=0, device='cpu', img_size=32, prog
 
 
 class ColourClassifier(torch.nn.Module):
-    """ Predicts the dominant colour channel: class i <-> channel i. Counts its forward calls. """
+    """ Predicts the dominant colour channel: class i <-> channel i (times `gain`). Counts its forward calls. """
     num_classes = 3
 
-    def __init__(self):
+    def __init__(self, gain=(1.0, 1.0, 1.0)):
         super().__init__()
         self.calls = 0
+        self.gain = torch.nn.Parameter(torch.tensor(gain))
 
     def forward(self, x):
         self.calls += 1
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=(2, 3)) * self.gain
 
 
 def make_imagefolder(root: Path, counts: dict, size: int = 40) -> Path:
@@ -94,10 +98,10 @@ def test_results_file_of_another_model_is_refused(tmp_path):
     clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
     path = tmp_path / 'r.json'
     evaluate_robustness(ColourClassifier(), 'first', path, clean=clean, settings=SETTINGS)
-    with pytest.raises(ValueError, match='written for other settings'):
+    with pytest.raises(ValueError, match='results of another model .*model: first there, second now.*--overwrite'):
         evaluate_robustness(ColourClassifier(), 'second', path, clean=clean, settings=SETTINGS)
     other = make_imagefolder(tmp_path / 'other', {k: [k] for k in COLOURS})
-    with pytest.raises(ValueError, match='holds clean results for'):
+    with pytest.raises(ValueError, match='holds clean results for .*new --out'):
         evaluate_robustness(ColourClassifier(), 'first', path, clean=other, settings=SETTINGS)
 
 
@@ -120,6 +124,8 @@ def fog_1(root: Path) -> Path:
     (lambda r: make_imagefolder(r, {'a_red': ['a_red']}), 'looks like a plain ImageFolder'),
     (lambda r: fog_1(r) / 'fog', 'pass its parent folder'),
     (lambda r: (fog_1(r) / 'Gaussian_Noise' / '1').mkdir(parents=True) or r, "did you mean 'gaussian_noise'"),
+    (lambda r: make_imagefolder(r / 'Fog' / '1', {'a_red': ['a_red']}) and make_imagefolder(
+        r / 'Snow' / '1', {'a_red': ['a_red']}) and r, "'Fog' \\(did you mean 'fog'.*'Snow' \\(did you mean 'snow'"),
     (lambda r: (fog_1(r) / 'fog' / '2').mkdir() or r, 'severity folder .*fog/2 is empty'),
     (lambda r: (fog_1(r) / 'fog' / 'x').mkdir() or r, 'should hold severity folders 1-5'),
     (lambda r: make_imagefolder(fog_1(r) / 'fog' / '2', {'a_red': ['a_red'], 'z_other': ['a_red']}) and r,
@@ -154,10 +160,139 @@ def test_reports_and_baseline_file(tmp_path):
     assert baseline.corruption_errors['fog'] == pytest.approx(100 / 7)
 
     text = format_tables([results])
-    assert 'mCE' in text and 'IN-C acc (15)' in text and 'saturate*' in text and '14.29' in text
+    assert 'mCE vs' not in text and 'no mCE: ' in text  # 3 colour classes are not ImageNet-C
+    assert 'C-acc (15)' in text and 'IN-C acc' not in text and 'saturate*' in text and '14.29' in text
     summary_csv, cells_csv = write_csvs([results], tmp_path / 'out')
-    assert summary_csv.read_text().splitlines()[0].startswith('model,clean_top1')
+    assert summary_csv.read_text().splitlines()[0].startswith('model,clean_images,clean_top1')
     assert len(cells_csv.read_text().splitlines()) == 1 + 10
     pytest.importorskip('matplotlib', reason='the chart needs the robustness extra')
     png = plot_corruption_errors({'colour': results, 'again': results}, tmp_path / 'out' / 'chart.png')
     assert png.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_results_are_identified_by_weights_and_files_not_by_path(tmp_path):
+    """ #11.1: a retrained model at the same checkpoint path, or changed data, never gets the stored numbers. """
+    clean = make_imagefolder(tmp_path / 'clean', {k: [k] * 2 for k in COLOURS})
+    path, source = tmp_path / 'r.json', {'checkpoint': str(tmp_path / 'last.safetensors')}
+    first = evaluate_robustness(ColourClassifier(), 'm', path, clean=clean, settings=SETTINGS, source=source)
+    assert first['clean']['top1'] == 100.0 and len(first['identity']['weights_sha256']) == 64
+    retrained = ColourClassifier(gain=(1.0, 1.0, -1.0))  # blue images now lose: 4 of 6 right
+    with pytest.raises(ResultsMismatchError, match='weights_sha256: .* there, .* now.*new --out.*--overwrite'):
+        evaluate_robustness(retrained, 'm', path, clean=clean, settings=SETTINGS, source=source)
+    again = evaluate_robustness(retrained, 'm', path, clean=clean, settings=SETTINGS, source=source, overwrite=True)
+    assert again['clean']['top1'] == pytest.approx(100 * 4 / 6)
+    make_imagefolder(clean, {'a_red': ['a_red', 'a_red', 'b_green']})  # a third, mislabelled red image
+    with pytest.raises(ResultsMismatchError, match='other files than .*clean has now'):
+        evaluate_robustness(retrained, 'm', path, clean=clean, settings=SETTINGS, source=source)
+
+
+class NaNClassifier(ColourClassifier):
+    def forward(self, x):
+        return super().forward(x) * float('nan')
+
+
+def test_non_finite_outputs_are_refused_not_scored(tmp_path):
+    """ #11.2: NaN logits would make class 0 'win' every time (33 % here); they stop the evaluation instead. """
+    clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
+    with pytest.raises(ValueError, match='NaN or infinite logits for 3 of 3 images .*not scored'):
+        evaluate_imagefolder(NaNClassifier(), clean, SETTINGS)
+    assert not (tmp_path / 'r.json').exists()
+
+
+def test_unreadable_images_are_counted_never_replaced(tmp_path):
+    """ #11.3: a broken file is left out and counted (not replaced by the next image); strict stops on it. """
+    clean = make_imagefolder(tmp_path / 'clean', {'a_red': ['a_red', 'a_red', 'b_green'], 'b_green': ['b_green'] * 2,
+                                                  'c_blue': ['c_blue']})
+    (clean / 'a_red' / '0.png').write_bytes(b'\x89PNG\r\n\x1a\n not really an image')  # sorts before the others
+    result = evaluate_imagefolder(ColourClassifier(), clean, SETTINGS)
+    assert (result['num_images'], result['unreadable']) == (5, 1)
+    assert result['top1'] == pytest.approx(100 * 4 / 5)
+    assert result['unreadable_files'] == [str(clean / 'a_red' / '0.png')]
+    with pytest.raises(OSError, match=r'a_red/0.png.*strict'):
+        evaluate_imagefolder(ColourClassifier(), clean, EvalSettings(**{**SETTINGS.__dict__, 'strict': True}))
+    results = evaluate_robustness(ColourClassifier(), 'm', tmp_path / 'r.json', clean=clean, settings=SETTINGS)
+    text = format_tables([results])
+    assert 'clean: 1 unreadable image(s) left out, 5 scored' in text
+    assert text.splitlines()[2].split()[1] == '5'  # the images column
+
+
+def test_duplicate_stems_in_a_cell_are_warned_about(tmp_path):
+    """ #11.4: x.jpg beside x.png (two `corrupt --format` runs) would count one picture twice. """
+    root = make_imagenet_c(tmp_path / 'c', corruptions=('fog',), severities=(1,))
+    Image.open(root / 'fog' / '1' / 'a_red' / '0.png').save(root / 'fog' / '1' / 'a_red' / '0.jpg')
+    with pytest.warns(UserWarning, match=r'1 image\(s\) are there twice .*a_red/0\.\*'):
+        cells = evaluate_imagenet_c(ColourClassifier(), root, SETTINGS)
+    assert cells['fog']['1']['duplicate_stems'] == 1
+
+
+def fake_imagenet_c(root: Path, image_size: int) -> ImageNetCLayout:
+    """ One real cell standing for all 75 standard cells, with the 1000 ImageNet classes. """
+    wnids = list(imagenet1k_wnids())
+    (root / wnids[0]).mkdir(parents=True)
+    Image.new('RGB', (image_size, image_size)).save(root / wnids[0] / 'x.jpg')
+    return ImageNetCLayout(root, {c: {s: root for s in range(1, 6)} for c in STANDARD_CORRUPTIONS}, wnids)
+
+
+def test_alexnet_normalisation_only_for_recognisable_imagenet_c(tmp_path):
+    """ #11.5: corrupted copies of other data get no AlexNet mCE by default; a baseline model normalises instead. """
+    assert imagenet_c_mismatch(fake_imagenet_c(tmp_path / 'in-c', 224)) is None
+    assert '128x128 px' in imagenet_c_mismatch(fake_imagenet_c(tmp_path / 'small', 128))
+    assert '3 class folders' in imagenet_c_mismatch(discover_imagenet_c(make_imagenet_c(tmp_path / 'c')))
+
+    root = make_imagenet_c(tmp_path / 'c15', corruptions=STANDARD_CORRUPTIONS, mislabelled=1)
+    results = evaluate_robustness(ColourClassifier(), 'model', tmp_path / 'm.json', imagenet_c=root,
+                                  settings=SETTINGS)
+    summary = results['imagenet_c']['summary']
+    assert summary['mce'] is None and summary['baseline'] is None
+    assert summary['mean_corruption_accuracy'] == pytest.approx(100 * 6 / 7)
+    assert 'not recognisably ImageNet-C: it has 3 class folders' in summary['notes'][0]
+    base = evaluate_robustness(ColourClassifier(gain=(1.0, 1.0, -1.0)), 'base', tmp_path / 'b.json',
+                               imagenet_c=root, settings=SETTINGS)
+    baseline = baseline_from_results(base)
+    relative = evaluate_robustness(ColourClassifier(), 'model', tmp_path / 'm.json', imagenet_c=root,
+                                   settings=SETTINGS, baseline=baseline)['imagenet_c']['summary']
+    assert relative['baseline'] == 'base' and relative['mce'] == pytest.approx(100 * (1 / 7) / (3 / 7))
+    alexnet = evaluate_robustness(ColourClassifier(), 'model', tmp_path / 'm.json', imagenet_c=root,
+                                  settings=SETTINGS, baseline=ALEXNET)
+    text = format_tables([summarize_results(base, baseline), {**alexnet, 'model': 'model (AlexNet)'}])
+    header = text.splitlines()[0]
+    assert 'mCE vs base' in header and 'mCE vs AlexNet' in header  # two normalisers, two columns
+    assert 'the corruption errors of base, evaluated on the same images' in text
+
+
+def test_partial_sets_get_a_per_corruption_table_and_chart(tmp_path):
+    """ #13.5: any cells present are tabulated and plotted (severities named); mCE waits for the full set. """
+    root = make_imagenet_c(tmp_path / 'c', corruptions=('fog', 'snow'), severities=(3,), mislabelled=2)
+    make_imagenet_c(root, corruptions=('snow',), severities=(5,))
+    results = evaluate_robustness(ColourClassifier(), 'colour', tmp_path / 'r.json', imagenet_c=root,
+                                  settings=SETTINGS)
+    text = format_tables([results])
+    assert 'fog [sev 3]' in text and 'snow [sev 3,5]' in text
+    fog_row = next(line for line in text.splitlines() if line.startswith('fog [sev 3]'))
+    assert fog_row.split()[-1] == '25.00'
+    assert 'mCE, relative mCE and mean corruption accuracy need all 15' in text
+    pytest.importorskip('matplotlib', reason='the chart needs the robustness extra')
+    png = plot_corruption_errors({'colour': results}, tmp_path / 'chart.png')
+    assert png.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_results_files_of_the_earlier_format_load_or_are_refused(tmp_path):
+    """ A file as fan_stl 0.1.0 wrote it (model named by checkpoint path only): usable as a baseline and in tables,
+    refused - with the fix - as a resume point. """
+    clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
+    cells = {'fog': {str(s): {'top1': 75.0, 'top5': 100.0, 'num_images': 8} for s in range(1, 6)}}
+    old = {'model': 'old', 'identity': {'model': 'old', 'source': {'checkpoint': '/x/last.pth'}, 'data_config': {}},
+           'clean': {'root': str(clean.resolve()), 'top1': 90.0, 'top5': 100.0, 'num_images': 3},
+           'imagenet_c': {'root': '/x/c', 'cells': cells,
+                          'summary': {'baseline': 'AlexNet', 'corruption_errors': {'fog': 25.0}, 'mce': None,
+                                      'relative_mce': None, 'mean_corruption_accuracy': None,
+                                      'extra_mean_corruption_accuracy': None, 'notes': []}}}
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps(old))
+    assert load_baseline(path).corruption_errors == {'fog': 25.0}
+    assert 'old' in format_tables([load_results(path)])
+    with pytest.raises(ResultsMismatchError, match='earlier fan_stl .*format 1.*--overwrite'):
+        evaluate_robustness(ColourClassifier(), 'old', path, clean=clean, settings=SETTINGS)
+    path.write_text('{"model": 1}')
+    with pytest.raises(ValueError, match='not a fan_stl robustness results file'):
+        load_results(path)
