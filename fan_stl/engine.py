@@ -23,6 +23,7 @@ import argparse
 import copy
 import math
 import os
+import pickle
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
@@ -227,9 +228,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         min_lr=cfg.min_lr, cooldown_epochs=cfg.cooldown_epochs, updates_per_epoch=updates_per_epoch)
     start_epoch = 0
     if cfg.resume:
-        resumed = resume_checkpoint(model, cfg.resume, optimizer=optimizer, loss_scaler=loss_scaler,
-                                    log_info=False, weights_only=True)
-        start_epoch = resumed or 0
+        try:
+            start_epoch = resume_checkpoint(model, cfg.resume, optimizer=optimizer, loss_scaler=loss_scaler,
+                                            log_info=False, weights_only=True) or 0
+        except (RuntimeError, pickle.UnpicklingError) as e:
+            raise ValueError(
+                f'{cfg.resume} cannot be resumed safely: loading it with weights_only=True was refused (it holds '
+                f'objects other than tensors and plain values, which could run code). Resume from a checkpoint '
+                f'written by fan_stl or timm\'s train.py. ({e})') from e
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup) if cfg.ema_decay else None
     if ema is not None and cfg.resume:
         timm.models.load_checkpoint(ema.module, cfg.resume, use_ema=True, weights_only=True)
