@@ -187,12 +187,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     split = argv.index('--') if '--' in argv else len(argv)
     parser = build_parser()
     options = parser.parse_args(argv[:split])
-    if options.teacher and not (os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
-        parser.error(f'--teacher {options.teacher!r} is neither a file nor a registered model name.')
     try:
         config = STLConfig.from_namespace(options)
     except ValueError as e:
         parser.error(str(e))
+    if options.teacher and not (os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
+        parser.error(f'--teacher {options.teacher!r} is neither a file nor a registered model name.')
     try:
         module = load_timm_train(options.timm_train)
         install(module, config, options.timm_train)
