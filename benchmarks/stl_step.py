@@ -1,7 +1,8 @@
 """Step time of an STL stage-2 step vs a plain cross-entropy step of the same student on the same batch.
 
 STL step: the task `build_task` makes for stage stl on a paired batch (frozen teacher token labels on the teacher view,
-no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step: student class logits + cross-entropy + backward + AdamW step. Prints a table and
+no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
+student class logits + cross-entropy + backward + AdamW step. Prints a table and
 appends the results to benchmarks/RESULTS.md (append only).
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10

@@ -125,7 +125,8 @@ def test_both_stages_with_real_timm_train(imagenette_root, tmp_path):
     assert _checkpoint(teacher)['args'].stl['stage'] == 'tl'
     for extra in ([], ['--no-prefetcher'], ['--channels-last'], ['--no-prefetcher', '--channels-last']):
         name = 'stl' + ''.join(extra)
-        proc = _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl', '--follow-mixing',
+        proc = _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl',
+                    '--follow-mixing',
                     '--', *common, *extra, '--model', 'fan_t_hybrid_stl', '--amp', '--amp-dtype', 'bfloat16',
                     '--experiment', name)
         written = yaml.safe_load((tmp_path / 'out' / name / 'args.yaml').read_text())

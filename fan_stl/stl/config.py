@@ -97,7 +97,8 @@ class STLConfig:
             flag = '--' + f.name.replace('_', '-')
             default = None if f.default is MISSING else f.default
             if isinstance(default, bool):
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f.metadata['help'])
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                    help=f.metadata['help'])
                 continue
             choices = f.metadata.get('choices')
             choices = choices() if callable(choices) else choices

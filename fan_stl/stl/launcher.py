@@ -1,7 +1,10 @@
-"""Run timm's stock train.py with STL: `python -m fan_stl.train --timm-train train.py [STL options] -- [train.py options]`.
+"""Run timm's stock train.py with STL.
+
+    python -m fan_stl.train --timm-train train.py [STL options] -- [train.py options]
 
 train.py is not part of the timm wheel: take it from timm's repository at the tag of your installed timm
-(`git clone -b v$(python -c "import timm; print(timm.__version__)") https://github.com/huggingface/pytorch-image-models`).
+(`git clone -b v$(python -c "import timm; print(timm.__version__)") \
+https://github.com/huggingface/pytorch-image-models`).
 The launcher loads that file unmodified as a module, replaces a few names in its namespace and calls its `main()`:
 
 * `_parse_args`: the data guards (`data_checks`), unsupported options refused, `--resplit` forced in stage stl (the

@@ -126,7 +126,8 @@ class PairedViewTransform:
 
 class PairedViewDataset(Dataset):
     """ Wrap an image dataset (e.g. from `timm.data.create_dataset`) to yield `((teacher, student), target)` for uint8
-    views, or `(cat([teacher, student]), target)` (`(2C, H, W)`) for normalised views. Assigning `transform` (as `create_loader` does) sets
+    views, or `(cat([teacher, student]), target)` (`(2C, H, W)`) for normalised views. Assigning `transform` (as
+    `create_loader` does) sets
     the student recipe. """
 
     def __init__(self, dataset: Dataset):

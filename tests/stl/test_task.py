@@ -25,7 +25,8 @@ def test_plain_and_tl_stages():
     assert isinstance(tl, STLTask) and tl.labeler is None and not model.fuse_token_logits
     out = tl(torch.rand(2, 3, 32, 32), torch.tensor([0, 2]))
     assert out['loss'].ndim == 0 and tl.steps == 1
-    assert build_task(STLConfig(stage='tl', eval_rule='fused'), _model('fan_t_hybrid_tl')).trainable_module.fuse_token_logits
+    fused = build_task(STLConfig(stage='tl', eval_rule='fused'), _model('fan_t_hybrid_tl'))
+    assert fused.trainable_module.fuse_token_logits
     with pytest.raises(ValueError, match='token-head model'):
         build_task(STLConfig(stage='tl'), timm.create_model('resnet18', num_classes=3))
 
