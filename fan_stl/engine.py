@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import timm
 from timm.data import FastCollateMixup, Mixup, create_dataset, create_loader, resolve_data_config
-from timm.models import resume_checkpoint
+from timm.models import load_checkpoint, resume_checkpoint
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler, accuracy, init_distributed_device, random_seed
@@ -227,18 +227,21 @@ def train(cfg: TrainConfig) -> TrainResult:
         optimizer, 'cosine', num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.warmup_lr,
         min_lr=cfg.min_lr, cooldown_epochs=cfg.cooldown_epochs, updates_per_epoch=updates_per_epoch)
     start_epoch = 0
+    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup) if cfg.ema_decay else None
     if cfg.resume:
         try:
-            start_epoch = resume_checkpoint(model, cfg.resume, optimizer=optimizer, loss_scaler=loss_scaler,
-                                            log_info=False, weights_only=True) or 0
+            with torch.serialization.safe_globals([argparse.Namespace]):  # checkpoints hold their run's options
+                start_epoch = resume_checkpoint(model, cfg.resume, optimizer=optimizer, loss_scaler=loss_scaler,
+                                                log_info=False, weights_only=True) or 0
+                if ema is not None:
+                    load_checkpoint(ema.module, cfg.resume, use_ema=True, weights_only=True)
         except (RuntimeError, pickle.UnpicklingError) as e:
+            if not isinstance(e, pickle.UnpicklingError) and 'weights_only' not in str(e).lower():
+                raise  # not a refused unpickling (e.g. a checkpoint of another architecture): timm's own message
             raise ValueError(
                 f'{cfg.resume} cannot be resumed safely: loading it with weights_only=True was refused (it holds '
                 f'objects other than tensors and plain values, which could run code). Resume from a checkpoint '
                 f'written by fan_stl or timm\'s train.py. ({e})') from e
-    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup) if cfg.ema_decay else None
-    if ema is not None and cfg.resume:
-        timm.models.load_checkpoint(ema.module, cfg.resume, use_ema=True, weights_only=True)
     if world_size > 1:
         task.prepare_distributed(device_ids=[device] if device.type == 'cuda' else None)
     saver = None

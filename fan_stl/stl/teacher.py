@@ -16,6 +16,7 @@ and turns its token logits into compact `TokenTargets`:
 
 The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
 """
+import argparse
 import contextlib
 import os
 from typing import Callable, ContextManager, Dict, Optional
@@ -137,7 +138,8 @@ def load_teacher(
                 f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
                 f'(--teacher-model fan_t_hybrid_tl).')
         teacher = timm.create_model(model_name, **kwargs)
-        load_checkpoint(teacher, name_or_checkpoint, use_ema=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # train.py checkpoints hold their args
+            load_checkpoint(teacher, name_or_checkpoint, use_ema=True, weights_only=True)
     elif timm.is_model(name_or_checkpoint.split('.')[0]):
         teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
     else:
