@@ -113,32 +113,53 @@ def _run(*args):
     return proc
 
 
-@pytest.mark.skipif(not TIMM_TRAIN, reason='set FAN_STL_TIMM_TRAIN to the path of timm\'s train.py')
-def test_both_stages_with_real_timm_train(imagenette_root, tmp_path):
-    data = _subset(imagenette_root, tmp_path / 'data', per_class=4)
+needs_train_py = pytest.mark.skipif(not TIMM_TRAIN, reason='set FAN_STL_TIMM_TRAIN to the path of timm\'s train.py')
+
+
+@pytest.fixture(scope='module')
+def stage1(tmp_path_factory):
+    """ A real train.py stage-1 run on 3 Imagenette classes: (data, output folder, common train.py options). """
+    from tests.conftest import SHARED_DATA
+    if not (SHARED_DATA / 'train').is_dir():
+        pytest.skip(f'real-image test data not found at {SHARED_DATA}')
+    root = tmp_path_factory.mktemp('real_train')
+    data = _subset(SHARED_DATA, root / 'data', per_class=4)
     common = ['--data-dir', str(data), '--num-classes', '3', '--img-size', '64', '-b', '4', '--epochs', '1',
-              '--workers', '0', '--device', 'cpu', '--output', str(tmp_path / 'out'), '--mixup', '0.8',
+              '--workers', '0', '--device', 'cpu', '--output', str(root / 'out'), '--mixup', '0.8',
               '--cutmix', '1.0', '--model-ema', '--model-ema-decay', '0.9', '--aa', 'rand-m9-mstd0.5-inc1-mmax9',
               '--reprob', '0.3', '--grad-accum-steps', '2', '--log-interval', '1']
     _run('--stage', 'tl', '--', *common, '--model', 'fan_t_hybrid_tl', '--experiment', 'tl')
-    teacher = tmp_path / 'out' / 'tl' / 'model_best.pth.tar'
-    assert _checkpoint(teacher)['args'].stl['stage'] == 'tl'
-    for extra in ([], ['--no-prefetcher'], ['--channels-last'], ['--no-prefetcher', '--channels-last']):
-        name = 'stl' + ''.join(extra)
-        proc = _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl',
-                    '--follow-mixing',
-                    '--', *common, *extra, '--model', 'fan_t_hybrid_stl', '--amp', '--amp-dtype', 'bfloat16',
-                    '--experiment', name)
-        written = yaml.safe_load((tmp_path / 'out' / name / 'args.yaml').read_text())
-        assert written['stl']['teacher'] == str(teacher) and written['stl']['follow_mixing'] is True
-        assert _checkpoint(tmp_path / 'out' / name / 'last.pth.tar')['args'].stl['stage'] == 'stl'
-        assert 'STLTask' in proc.stdout + proc.stderr
-    _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl', '--', *common,
-         '--no-prefetcher', '--model', 'fan_t_hybrid_stl', '--epochs', '2', '--experiment', 'resumed',
-         '--resume', str(tmp_path / 'out' / 'stl--no-prefetcher' / 'last.pth.tar'))
+    return root / 'out', common
 
 
-@pytest.mark.skipif(not TIMM_TRAIN, reason='set FAN_STL_TIMM_TRAIN to the path of timm\'s train.py')
+@needs_train_py
+def test_stage1_with_real_timm_train(stage1):
+    out, _ = stage1
+    assert _checkpoint(out / 'tl' / 'model_best.pth.tar')['args'].stl['stage'] == 'tl'
+    assert yaml.safe_load((out / 'tl' / 'args.yaml').read_text())['stl']['eval_rule'] == 'cls'
+
+
+@needs_train_py
+@pytest.mark.parametrize('extra', [[], ['--no-prefetcher'], ['--channels-last'],
+                                   ['--no-prefetcher', '--channels-last']], ids=['prefetcher', 'no-prefetcher', 'channels-last', 'no-prefetcher-channels-last'])
+def test_stage2_with_real_timm_train(stage1, extra):
+    out, common = stage1
+    teacher = out / 'tl' / 'model_best.pth.tar'
+    name = 'stl' + ''.join(extra)
+    proc = _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl', '--follow-mixing',
+                '--', *common, *extra, '--model', 'fan_t_hybrid_stl', '--amp', '--amp-dtype', 'bfloat16',
+                '--experiment', name)
+    written = yaml.safe_load((out / name / 'args.yaml').read_text())
+    assert written['stl']['teacher'] == str(teacher) and written['stl']['follow_mixing'] is True
+    assert _checkpoint(out / name / 'last.pth.tar')['args'].stl['stage'] == 'stl'
+    assert 'STLTask' in proc.stdout + proc.stderr
+    if extra == ['--no-prefetcher']:
+        _run('--stage', 'stl', '--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl', '--', *common,
+             '--no-prefetcher', '--model', 'fan_t_hybrid_stl', '--epochs', '2', '--experiment', 'resumed',
+             '--resume', str(out / name / 'last.pth.tar'))
+
+
+@needs_train_py
 def test_real_train_py_with_a_changed_task_line_is_refused(imagenette_root, tmp_path):
     data = _subset(imagenette_root, tmp_path / 'data', per_class=2)
     source = Path(TIMM_TRAIN).read_text()
