@@ -74,7 +74,8 @@ MODES: Dict[str, Dict] = {
                  eval_per_class=None, seeds=(0, 1), workers=16, eval_batch_size=256),
     # the same recipe sized to about 5 minutes on one H100/H200 (issue #12; an estimate until a GPU run records
     # it): 6 trainings of 10 epochs, no EMA, the prefetcher normalises on the GPU; 20 val images per class
-    'gpu-fast': dict(train=dict(GPU_RECIPE, epochs=10, warmup_epochs=1, ema_decay=0., workers=12, prefetcher=True),
+    'gpu-fast': dict(train=dict(GPU_RECIPE, epochs=10, warmup_epochs=1, cooldown_epochs=0, ema_decay=0., workers=12,
+                                 prefetcher=True),
                      eval_per_class=20, seeds=(0, 1), workers=16, eval_batch_size=256),
     # CPU run: 64 px (4 x 4 tokens), 150 training images per class, the demo's reduced model and recipe (no
     # RandAugment, no Mixup / CutMix: from scratch on CPU nothing is learnt with them in this budget)

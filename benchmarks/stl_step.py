@@ -1,7 +1,8 @@
 """Step time of an STL stage-2 step vs a plain cross-entropy step of the same student on the same batch.
 
-STL step: frozen teacher token labels (no grad, same autocast) + student forward with token logits + TokenLabelLoss +
-backward + AdamW step. Plain step: student class logits + cross-entropy + backward + AdamW step. Prints a table and
+STL step: the task `build_task` makes for stage stl on a paired batch (frozen teacher token labels on the teacher view,
+no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
+student class logits + cross-entropy + backward + AdamW step. Prints a table and
 appends the results to benchmarks/RESULTS.md (append only).
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 import timm
 
 import fan_stl  # noqa: F401  (registers the models)
-from fan_stl.loss import TokenLabelLoss, TokenLabelTarget
-from fan_stl.token_labels import TeacherTokenLabeler
+from fan_stl.stl.config import STLConfig
+from fan_stl.stl.task import build_task
+from fan_stl.stl.views import pair_views
 
 RESULTS = Path(__file__).resolve().parent / 'RESULTS.md'
 
@@ -65,11 +67,11 @@ def main() -> int:
         else nullcontext
     student = timm.create_model(args.model, num_classes=args.num_classes).to(device).train()
     teacher_name = args.teacher or args.model.replace('_stl', '_tl')
-    labeler = TeacherTokenLabeler(
-        timm.create_model(teacher_name, num_classes=args.num_classes).to(device), autocast=autocast)
+    teacher = timm.create_model(teacher_name, num_classes=args.num_classes).to(device)
+    task = build_task(STLConfig(stage='stl', teacher=teacher), student, device=device, autocast=autocast)
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
-    loss_fn = TokenLabelLoss()
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
+    paired = pair_views(x, x)
     y = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
 
     def optimize(loss):
@@ -86,8 +88,7 @@ def main() -> int:
     def stl_step():
         student.set_token_label_training(True)
         with autocast():
-            target = TokenLabelTarget(y, labeler(x))
-            optimize(loss_fn(student(x), target))
+            optimize(task(paired, y)['loss'])
 
     times = time_interleaved({'plain': plain_step, 'stl': stl_step}, args.iters, args.warmup, device)
     plain_ms, stl_ms = (1e3 * statistics.median(times[name]) for name in ('plain', 'stl'))

@@ -168,7 +168,7 @@ def _train_arm(
     folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
     record = folder / 'history.json'
     overrides = {**cfg.train, **ARMS[arm], 'seed': seed, 'progress': False}  # `progress` shows the whole run
-    train_cfg = TrainConfig(data_dir=cfg.data_dir, teacher=teacher, **overrides)
+    train_cfg = TrainConfig.from_options(data_dir=cfg.data_dir, teacher=teacher, **overrides)
     if record.exists():
         saved = json.loads(record.read_text())
         model = timm.create_model(train_cfg.model, num_classes=saved['num_classes'], **train_cfg.model_kwargs)

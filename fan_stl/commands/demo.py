@@ -19,7 +19,7 @@ from ._args import image_size, positive_int
 # Label smoothing, flips, random erasing and crops of at least 35% of the image, but no RandAugment and no Mixup /
 # CutMix: with them a model trained from scratch stays near chance for the few hundred steps minutes allow.
 DEMO_RECIPE = dict(model_kwargs=dict(depth=2, stem_depths=(1, 1)), aa=None, mixup=0., cutmix=0., scale=(0.35, 1.0),
-                   warmup_epochs=1, drop_path=0., workers=0)
+                   warmup_epochs=1, cooldown_epochs=0, ema_decay=0., drop_path=0., workers=0)
 
 
 def check_args(args: argparse.Namespace) -> Optional[str]:

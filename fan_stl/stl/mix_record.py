@@ -12,9 +12,10 @@ a record is packed into plain float columns appended to the soft image target: `
 `[soft target | lam | partner | own]`, and unpacked where the target is consumed.
 """
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 __all__ = ['MixRecord']
 
@@ -45,6 +46,27 @@ class MixRecord:
             partner=torch.arange(batch, device=device),
             lam=torch.ones(batch, device=device),
         )
+
+    @classmethod
+    def from_mixup(cls, lam: torch.Tensor, partner: torch.Tensor, tokens: int) -> 'MixRecord':
+        """ Mixup: every token of sample `b` is `lam[b]` its own content. """
+        lam = lam.float()
+        return cls(own=lam[:, None].expand(-1, tokens).contiguous(), partner=partner, lam=lam)
+
+    @classmethod
+    def from_pixel_mask(
+            cls,
+            mask: torch.Tensor,
+            partner: torch.Tensor,
+            stride: int,
+            lam: Optional[torch.Tensor] = None,
+    ) -> 'MixRecord':
+        """ From a pixel ownership map `mask (B, H, W)` (1 = own pixel; fractions for blends): the share of own pixels
+        under each `stride x stride` token, row-major; `lam` defaults to the share of own pixels in the image. """
+        if mask.ndim != 3:
+            raise ValueError(f'A pixel ownership mask must be (batch, height, width); got {tuple(mask.shape)}.')
+        own = F.avg_pool2d(mask[:, None].float(), stride).flatten(1)
+        return cls(own=own, partner=partner, lam=mask.float().mean((1, 2)) if lam is None else lam.float())
 
     @property
     def shape(self) -> Tuple[int, int]:

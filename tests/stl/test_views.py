@@ -9,7 +9,10 @@ from timm.data import create_loader, create_transform
 from timm.data.auto_augment import RandAugment
 from timm.data.random_erasing import RandomErasing
 
-from fan_stl.data import GEOMETRIC_AUGMENT_OPS, PairedViewDataset, PairedViewTransform, split_views
+from fan_stl.stl.mixing import STLCollateMixup
+from fan_stl.stl.views import (
+    GEOMETRIC_AUGMENT_OPS, PairedViewDataset, PairedViewLoader, PairedViewTransform, pair_views, split_views,
+)
 from tests.stl_helpers import ColourDataset, random_blocks_image
 
 # mmax9: timm's PosterizeIncreasing at magnitude 10 asks Pillow >= 13 for 0 bits, which it rejects
@@ -63,16 +66,37 @@ def test_unknown_step_is_a_clear_error():
 
 @pytest.mark.parametrize('prefetcher', [True, False])
 def test_loader_spares_teacher_from_erasing_jitter_and_mixing(prefetcher):
-    from fan_stl.mixing import TokenLabelCollateMixup
     dataset = PairedViewDataset(ColourDataset([(255, 255, 255), (0, 0, 0)], length=8))
-    collate = TokenLabelCollateMixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=2) if prefetcher else None
+    collate = STLCollateMixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=2) if prefetcher else None
     loader = create_loader(
         dataset, input_size=(3, 64, 64), batch_size=4, is_training=True, re_prob=1.0, re_split=True,
         color_jitter=0.4, use_prefetcher=prefetcher, device=torch.device('cpu'), num_workers=0,
         collate_fn=collate)
-    input, target = next(iter(loader))
+    input, target = next(iter(PairedViewLoader(loader) if prefetcher else loader))
+    assert input.shape == (4, 6, 64, 64) and target.shape[0] == 4
     teacher, student = split_views(input)
     assert teacher.shape == student.shape == (4, 3, 64, 64)
     for view in teacher:  # a constant image stays constant: no erasing, no jitter, no mixing
         assert torch.equal(view, view[:, :1, :1].expand_as(view))
     assert not all(torch.equal(v, v[:, :1, :1].expand_as(v)) for v in student)
+
+
+def test_split_views_round_trip_and_clear_error():
+    teacher, student = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    t, s = split_views(pair_views(teacher, student))
+    assert torch.equal(t, teacher) and torch.equal(s, student)
+    with pytest.raises(ValueError, match='PairedViewDataset'):
+        split_views(torch.rand(2, 3, 8, 8))
+
+
+def test_paired_loader_keeps_the_student_targets_of_an_unmixed_prefetcher_batch():
+    dataset = PairedViewDataset(ColourDataset([(255, 0, 0), (0, 255, 0)], length=4))
+    loader = create_loader(dataset, input_size=(3, 32, 32), batch_size=4, is_training=True, use_prefetcher=True,
+                           device=torch.device('cpu'), num_workers=0)
+    paired = PairedViewLoader(loader)
+    input, target = next(iter(paired))
+    assert input.shape == (4, 6, 32, 32) and target.shape == (4,)
+    _, student = split_views(input)
+    red = student[:, 0].mean((1, 2)) > student[:, 1].mean((1, 2))
+    assert torch.equal(target, (~red).long())  # each student's own label (red = class 0, green = class 1)
+    assert len(paired) == len(loader) and paired.sampler is loader.sampler

@@ -1,4 +1,8 @@
-"""Online per-token labels from a frozen teacher (the STL stage-2 targets).
+"""Sources of token targets: online per-token labels from a frozen teacher (the STL stage-2 targets).
+
+A label source turns the clean teacher view of a batch into `TokenTargets`. `LABEL_SOURCES` maps each
+`STLConfig.label_source` name to the function that builds one; adding a source (e.g. a CNN token annotator) is one
+function and one registry entry here.
 
 `TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
 `*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
@@ -12,9 +16,10 @@ and turns its token logits into compact `TokenTargets`:
 
 The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
 """
+import argparse
 import contextlib
 import os
-from typing import Callable, ContextManager, Optional
+from typing import Callable, ContextManager, Dict, Optional
 
 import numpy as np
 import torch
@@ -23,9 +28,9 @@ import torch.nn as nn
 import timm
 from timm.models import load_checkpoint
 
-from .loss import TokenTargets
+from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
 
@@ -133,7 +138,8 @@ def load_teacher(
                 f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
                 f'(--teacher-model fan_t_hybrid_tl).')
         teacher = timm.create_model(model_name, **kwargs)
-        load_checkpoint(teacher, name_or_checkpoint, use_ema=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # train.py checkpoints hold their args
+            load_checkpoint(teacher, name_or_checkpoint, use_ema=True, weights_only=True)
     elif timm.is_model(name_or_checkpoint.split('.')[0]):
         teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
     else:
@@ -142,3 +148,26 @@ def load_teacher(
             f'(e.g. fan_t_hybrid_tl.in1k, or the path to a stage-1 model_best.pth.tar).')
     _check_token_head(teacher, f'Teacher {name_or_checkpoint!r}')
     return teacher.to(device or torch.device('cpu')).eval().requires_grad_(False)
+
+
+def _teacher_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
+                    seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+    """ The paper's source: a frozen token-head model (`config.teacher`: checkpoint, model name or module). """
+    teacher = config.teacher if isinstance(config.teacher, nn.Module) else load_teacher(
+        config.teacher, model_name=config.teacher_model or student_model, num_classes=num_classes, device=device)
+    labeler = TeacherTokenLabeler(
+        teacher.to(device), mode=config.token_label_mode, smoothing=config.token_smoothing(image_smoothing),
+        temperature=config.token_label_temperature, topk=config.token_label_topk, seed=seed, rank=rank,
+        autocast=autocast)
+    if labeler.num_classes != num_classes:
+        raise ValueError(
+            f'The teacher predicts {labeler.num_classes} classes but the student is trained on {num_classes}; '
+            f'use a teacher trained on the same classes (or set --num-classes to match).')
+    return labeler
+
+
+# name -> builder(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) -> callable
+# mapping teacher-view images (B, C, H, W) to TokenTargets (B, N, K)
+LABEL_SOURCES: Dict[str, Callable[..., Callable[[torch.Tensor], TokenTargets]]] = {
+    'teacher': _teacher_source,
+}

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from fan_stl.loss import TokenLabelLoss, TokenLabelTarget, TokenTargets
+from fan_stl.stl.loss import TokenLabelLoss
+from fan_stl.stl.targets import TokenLabelTarget, TokenTargets
 
 B, N, K = 2, 3, 4
 
@@ -76,18 +77,6 @@ def test_student_stage_topk_and_dense_tokens_agree_with_reference(outputs):
     loss_fn = TokenLabelLoss()
     assert loss_fn((cls, tok), TokenLabelTarget(y, sparse)).item() == pytest.approx(ref, rel=1e-5)
     assert loss_fn((cls, tok), TokenLabelTarget(y, dense)).item() == pytest.approx(ref, rel=1e-5)
-
-
-def test_mix_and_paste_match_dense_formulas():
-    idx = torch.randint(0, K, (B, 4))
-    t = TokenTargets(K, indices=idx, smoothing=0.1)
-    d = t.dense()
-    assert torch.allclose(t.mix(0.3).dense(), 0.3 * d + 0.7 * d.flip(0), atol=1e-6)
-    pasted = t.paste((0, 1, 1, 2), grid=(2, 2)).dense()  # token (row 0, col 1) = index 1
-    expected = d.clone()
-    expected[:, 1] = d.flip(0)[:, 1]
-    assert torch.equal(pasted, expected)
-    assert torch.allclose(TokenTargets(K, probs=d).mix(0.4).dense(), 0.4 * d + 0.6 * d.flip(0), atol=1e-6)
 
 
 def test_fp32_under_autocast(outputs):

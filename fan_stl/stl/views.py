@@ -6,10 +6,12 @@ RandAugment / AutoAugment ops (Rotate, ShearX/Y, TranslateX/Y[Rel]) with identic
 colour jitter, grayscale, blur and random erasing. Shared steps are applied twice under the same saved random state,
 so the student view is bit-identical to what timm's transform gives for the same seed.
 
-`PairedViewDataset` wraps a dataset so that `create_loader` can assign its transform as usual; a sample becomes
-`((teacher, student), target)`. With timm's prefetcher (uint8 output) `fast_collate` lays the views out split-major,
-`cat([teachers, students])`, and `re_split=True` makes the prefetcher's random erasing spare the first (teacher)
-split. Without it (normalised float output) the views are stacked per sample, so batches are `(B, 2, C, H, W)`.
+`PairedViewDataset` wraps a dataset so that `create_loader` can assign its transform as usual. A paired batch is
+one 4-D tensor `(B, 2C, H, W)`: teacher channels, then student channels (`pair_views` / `split_views`), so that
+timm's train.py counts `B` images per step and `--channels-last` applies. Without the prefetcher (normalised float
+views) a sample is already `(2C, H, W)`. With it (uint8 views) a sample is `((teacher, student), target)`,
+`fast_collate` lays the batch out split-major, `cat([teachers, students])`, so that the prefetcher normalises it and
+its random erasing spares the first (teacher) split (`re_split=True`); `PairedViewLoader` then re-pairs the channels.
 """
 import random
 from typing import Any, Callable, List, Tuple
@@ -26,7 +28,8 @@ from timm.data.transforms import (
     ResizeKeepRatio, ToNumpy, ToTensor,
 )
 
-__all__ = ['GEOMETRIC_AUGMENT_OPS', 'PairedViewTransform', 'PairedViewDataset', 'split_views']
+__all__ = ['GEOMETRIC_AUGMENT_OPS', 'PairedViewTransform', 'PairedViewDataset', 'PairedViewLoader', 'pair_views',
+           'split_views']
 
 GEOMETRIC_AUGMENT_OPS = frozenset({
     'Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'TranslateXRel', 'TranslateYRel'})
@@ -122,8 +125,9 @@ class PairedViewTransform:
 
 
 class PairedViewDataset(Dataset):
-    """ Wrap an image dataset (e.g. from `timm.data.create_dataset`) to yield `((teacher, student), target)`, or
-    `(stack([teacher, student]), target)` for normalised views. Assigning `transform` (as `create_loader` does) sets
+    """ Wrap an image dataset (e.g. from `timm.data.create_dataset`) to yield `((teacher, student), target)` for uint8
+    views, or `(cat([teacher, student]), target)` (`(2C, H, W)`) for normalised views. Assigning `transform` (as
+    `create_loader` does) sets
     the student recipe. """
 
     def __init__(self, dataset: Dataset):
@@ -149,7 +153,7 @@ class PairedViewDataset(Dataset):
             raise RuntimeError('PairedViewDataset has no train transform; assign one (create_loader does).')
         teacher, student = self._paired(img)
         if self._paired.normalizes:
-            return torch.stack([teacher, student]), target
+            return torch.cat([teacher, student]), target
         return (teacher, student), target
 
     def __getattr__(self, name: str):
@@ -158,12 +162,46 @@ class PairedViewDataset(Dataset):
         return getattr(self.dataset, name)
 
 
+def pair_views(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """ `(B, 2C, H, W)`: the teacher's channels, then the student's. """
+    return torch.cat([teacher, student], dim=1)
+
+
 def split_views(batch: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """ `(teacher, student)` from a paired batch: `(B, 2, C, H, W)` stacked or `(2B, C, H, W)` split-major. """
-    if batch.ndim == 5 and batch.shape[1] == 2:
-        return batch[:, 0], batch[:, 1]
-    if batch.ndim == 4 and batch.shape[0] % 2 == 0:
-        return batch.chunk(2)
-    raise ValueError(
-        f'Expected a paired teacher/student batch (B, 2, C, H, W) or split-major (2B, C, H, W); got '
-        f'{tuple(batch.shape)}. Wrap the training dataset in fan_stl.data.PairedViewDataset.')
+    """ `(teacher, student)` views `(B, C, H, W)` of a paired batch `(B, 2C, H, W)`. """
+    if batch.ndim != 4 or batch.shape[1] % 2:
+        raise ValueError(
+            f'Expected a paired teacher/student batch (B, 2C, H, W); got {tuple(batch.shape)}. Stage stl needs the '
+            f'training set wrapped in fan_stl.stl.views.PairedViewDataset (and, with the prefetcher, the loader in '
+            f'PairedViewLoader); the launcher and build_task set this up.')
+    return batch.chunk(2, dim=1)
+
+
+class PairedViewLoader:
+    """ Wrap timm's prefetching train loader of a `PairedViewDataset`: each split-major `(2B, C, H, W)` batch (and
+    its target, which `fast_collate` repeats per view when there is no mixing) becomes `(B, 2C, H, W)`. Everything
+    else (`len`, `sampler`, `mixup_enabled`, ...) is the wrapped loader's. """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __iter__(self):
+        for input, target in self.loader:
+            teacher, student = input.chunk(2)
+            if target.shape[0] == input.shape[0]:
+                target = target[teacher.shape[0]:]
+            yield pair_views(teacher, student), target
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str):
+        if name == 'loader':
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == 'loader':
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.loader, name, value)

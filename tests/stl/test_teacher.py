@@ -4,7 +4,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from fan_stl.token_labels import TeacherTokenLabeler, load_teacher
+from fan_stl.stl.teacher import TeacherTokenLabeler, load_teacher
 
 
 class FixedLogitTeacher(nn.Module):

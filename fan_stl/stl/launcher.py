@@ -1,0 +1,206 @@
+"""Run timm's stock train.py with STL.
+
+    python -m fan_stl.train --timm-train train.py [STL options] -- [train.py options]
+
+train.py is not part of the timm wheel: take it from timm's repository at the tag of your installed timm
+(`git clone -b v$(python -c "import timm; print(timm.__version__)") \
+https://github.com/huggingface/pytorch-image-models`).
+The launcher loads that file unmodified as a module, replaces a few names in its namespace and calls its `main()`:
+
+* `_parse_args`: the data guards (`data_checks`), unsupported options refused, `--resplit` forced in stage stl (the
+  prefetcher's random erasing spares the teacher split), and the STL options added to `args` (so they are written
+  to `args.yaml` and into every checkpoint, under `stl`);
+* `ClassificationTask` -> `build_task(STLConfig, model, ...)` (stages tl and stl);
+* `create_loader`: an epoch that would run zero steps is an error; stage stl wraps the prefetching train loader in
+  `PairedViewLoader`;
+* stage stl only: `create_dataset` wraps the training split in `PairedViewDataset`; `Mixup` / `FastCollateMixup`
+  become `STLMixup` / `STLCollateMixup`;
+* `train_one_epoch`: before the first step, the task train.py hands to its loop must be the one `build_task` made;
+  after the first epoch, that task must have run. Otherwise the launcher stops with an error naming the train.py it
+  could not patch (never a silent run with timm's plain loss).
+
+Everything else (AMP, EMA, gradient accumulation, resume, torchrun DDP, validation, checkpoints) is train.py's own.
+Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged train.py of 1.0.23 ... 1.0.28 and HEAD).
+Stage plain runs train.py untouched, with the fan models registered.
+"""
+import argparse
+import functools
+import importlib.util
+import os
+import sys
+from types import ModuleType
+from typing import List, Optional
+
+import torch.distributed as dist
+import yaml
+
+import timm
+
+from .config import STLConfig
+from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
+from .mixing import STLCollateMixup, STLMixup
+from .task import STLTask, build_task
+from .views import PairedViewDataset, PairedViewLoader
+
+__all__ = ['LauncherError', 'build_parser', 'load_timm_train', 'install', 'main']
+
+REQUIRED_NAMES = ('main', '_parse_args', 'train_one_epoch', 'create_dataset', 'create_loader', 'ClassificationTask',
+                  'Mixup', 'FastCollateMixup')
+UNSUPPORTED_OPTIONS = {
+    'aug_splits': 'augmentation splits (--aug-splits)', 'jsd_loss': 'the JSD loss (--jsd-loss)',
+    'bce_loss': 'the BCE loss (--bce-loss)', 'kd_model_name': 'knowledge distillation (--kd-model-name)',
+    'naflex_loader': 'the NaFlex loader (--naflex-loader)', 'train_img_sizes': 'scheduled sizes (--train-img-sizes)',
+}
+
+
+class LauncherError(RuntimeError):
+    """ train.py could not be patched or did not use the patched pieces. """
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m fan_stl.train',
+        description='Train FAN-TL (stage tl), an STL student (stage stl) or a plain baseline with timm\'s unmodified '
+                    'train.py. Options after `--` go to train.py.')
+    parser.add_argument('--timm-train', required=True, metavar='PATH',
+                        help='timm\'s train.py, from the repository tag matching your installed timm')
+    STLConfig.add_arguments(parser)
+    return parser
+
+
+def load_timm_train(path: str) -> ModuleType:
+    """ Load timm's train.py as a module (without running it) and check it has the names the launcher patches. """
+    if not os.path.isfile(path):
+        raise LauncherError(
+            f'timm train.py not found at {path!r}. It is not in the timm wheel: take train.py from '
+            f'https://github.com/huggingface/pytorch-image-models at tag v{timm.__version__}.')
+    spec = importlib.util.spec_from_file_location('timm_train', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [name for name in REQUIRED_NAMES if not hasattr(module, name)]
+    if missing:
+        raise LauncherError(
+            f'{path} is not a supported train.py: it lacks {", ".join(missing)}. The launcher needs the Task-based '
+            f'train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from the tag of your installed timm '
+            f'(v{timm.__version__}), or fan_stl.engine.train for a self-contained loop.')
+    return module
+
+
+def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
+    used = [what for name, what in UNSUPPORTED_OPTIONS.items() if getattr(args, name, None)]
+    if used and config.stage != 'plain':
+        raise ValueError(f'STL training does not support {", ".join(used)}; drop these train.py options.')
+    check_run_lengths(args.epochs, getattr(args, 'grad_accum_steps', 1))
+    if not getattr(args, 'dataset', '') or args.dataset.startswith('folder'):
+        classes = check_image_folders(args.data_dir, args.train_split, args.val_split)
+        if classes and args.num_classes is not None and args.num_classes != len(classes):
+            raise ValueError(
+                f'--num-classes {args.num_classes} but {args.data_dir} has {len(classes)} class folders; set '
+                f'--num-classes {len(classes)} (or leave it out to keep the model\'s default).')
+
+
+def _guarded(check, *args) -> None:
+    """ Run a data guard inside train.py; its error reaches the command line as a message, not a traceback. """
+    try:
+        check(*args)
+    except (ValueError, FileNotFoundError) as e:
+        raise LauncherError(str(e)) from e
+
+
+class _Installation:
+    """ What the patched names saw: the parsed args, the task `build_task` made. """
+
+    def __init__(self, path: str, config: STLConfig):
+        self.path = path
+        self.config = config
+        self.args: Optional[argparse.Namespace] = None
+        self.task: Optional[STLTask] = None
+        self.epochs_run = 0
+
+    def not_patched(self, what: str) -> LauncherError:
+        return LauncherError(
+            f'{self.path}: {what}, so stage {self.config.stage} would train with timm\'s plain loss. This train.py '
+            f'builds its task differently from the tagged timm releases the launcher supports (>= 1.0.23); use '
+            f'train.py from tag v{timm.__version__} unmodified, or fan_stl.engine.train.')
+
+
+def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _Installation:
+    """ Patch a loaded train.py module for `config.stage` (see the module docstring). """
+    state = _Installation(path, config)
+    original = {name: getattr(module, name) for name in REQUIRED_NAMES}
+
+    @functools.wraps(original['_parse_args'])
+    def parse_args():
+        args, _ = original['_parse_args']()
+        _guarded(_check_train_args, args, config)
+        if config.stage == 'stl':
+            args.resplit = True  # prefetcher random erasing spares the first (teacher) split
+        args.stl = config.to_dict()
+        state.args = args
+        return args, yaml.safe_dump(args.__dict__, default_flow_style=False)
+
+    def make_task(model, criterion=None, device=None, dtype=None, verbose=True, **kwargs):
+        args = state.args
+        state.task = build_task(
+            config, model, smoothing=args.smoothing, mixing=args.mixup > 0 or args.cutmix > 0,
+            seed=args.seed, rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
+            model_name=args.model, verbose=verbose)
+        return state.task
+
+    @functools.wraps(original['create_dataset'])
+    def create_dataset(*args, is_training: bool = False, **kwargs):
+        dataset = original['create_dataset'](*args, is_training=is_training, **kwargs)
+        return PairedViewDataset(dataset) if is_training and config.stage == 'stl' else dataset
+
+    @functools.wraps(original['create_loader'])
+    def create_loader(dataset, *args, is_training: bool = False, **kwargs):
+        loader = original['create_loader'](dataset, *args, is_training=is_training, **kwargs)
+        if is_training:
+            world_size = state.args.world_size if state.args is not None else 1
+            _guarded(check_steps_per_epoch, len(loader), len(dataset), kwargs.get('batch_size', 1), world_size)
+            if isinstance(dataset, PairedViewDataset) and kwargs.get('use_prefetcher', True):
+                loader = PairedViewLoader(loader)
+        return loader
+
+    @functools.wraps(original['train_one_epoch'])
+    def train_one_epoch(*args, **kwargs):
+        if state.task is None or kwargs.get('task') is not state.task:
+            raise state.not_patched('its training loop does not get the task built by fan_stl (the name '
+                                    'ClassificationTask was not used to build it)')
+        metrics = original['train_one_epoch'](*args, **kwargs)
+        if state.task.steps == 0:
+            raise state.not_patched('the STL task never ran during the first epoch')
+        state.epochs_run += 1
+        return metrics
+
+    module._parse_args = parse_args
+    module.create_loader = create_loader
+    if config.stage != 'plain':
+        module.ClassificationTask = make_task
+        module.train_one_epoch = train_one_epoch
+    if config.stage == 'stl':
+        module.create_dataset = create_dataset
+        module.Mixup = functools.partial(STLMixup, method=config.mix_method)
+        module.FastCollateMixup = functools.partial(STLCollateMixup, method=config.mix_method)
+    return state
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index('--') if '--' in argv else len(argv)
+    parser = build_parser()
+    options = parser.parse_args(argv[:split])
+    try:
+        config = STLConfig.from_namespace(options)
+    except ValueError as e:
+        parser.error(str(e))
+    if options.teacher and not (os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
+        parser.error(f'--teacher {options.teacher!r} is neither a file nor a registered model name.')
+    try:
+        module = load_timm_train(options.timm_train)
+        install(module, config, options.timm_train)
+        sys.argv = [options.timm_train] + argv[split + 1:]
+        module.main()
+    except LauncherError as e:
+        parser.exit(2, f'{parser.prog}: error: {e}\n')
+    return 0

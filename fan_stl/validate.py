@@ -1,0 +1,87 @@
+"""Run timm's stock validate.py on the fan models.
+
+    python -m fan_stl.validate --timm-validate path/to/validate.py [--eval-rule fused|cls] -- [validate.py options]
+
+validate.py is not in the timm wheel (take it from timm's repository at the tag of your installed timm) and has no
+`--device-modules`-style hook to register a plug-in's models, so it cannot build `fan_*` models by itself. This
+launcher registers them (`import fan_stl`), loads validate.py unmodified as a module and calls its `main()`. The only
+name it replaces is `create_model`, to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
+
+* `fused` (default): `cls + 0.5 * max_n(token)`, the inference rule of the published STL numbers;
+* `cls`: the class head alone, what STL training validates and chooses its best checkpoint on (`--eval-rule cls`
+  reproduces train.py's own evaluation of a checkpoint).
+"""
+import argparse
+import functools
+import importlib.util
+import os
+import sys
+from types import ModuleType
+from typing import List, Optional
+
+import timm
+
+import fan_stl  # noqa: F401  (registers the fan models for validate.py's create_model)
+from fan_stl.stl.config import EVAL_RULES
+
+__all__ = ['build_parser', 'load_timm_validate', 'main']
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m fan_stl.validate',
+        description='Validate fan models with timm\'s unmodified validate.py. Options after `--` go to validate.py.')
+    parser.add_argument('--timm-validate', required=True, metavar='PATH',
+                        help='timm\'s validate.py, from the repository tag matching your installed timm')
+    parser.add_argument('--eval-rule', choices=EVAL_RULES, default='fused',
+                        help='token-head models: fused cls + 0.5*max(token) logits (the published rule, default) or '
+                             'the class head alone (what STL training validates on)')
+    return parser
+
+
+def load_timm_validate(path: str) -> ModuleType:
+    """ Load validate.py as a module (without running it) and check it has the names the launcher uses. """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'timm validate.py not found at {path!r}. It is not in the timm wheel: take validate.py from '
+            f'https://github.com/huggingface/pytorch-image-models at tag v{timm.__version__}.')
+    spec = importlib.util.spec_from_file_location('timm_validate', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [name for name in ('main', 'create_model') if not hasattr(module, name)]
+    if missing:
+        raise RuntimeError(f'{path} is not timm\'s validate.py: it lacks {", ".join(missing)}.')
+    return module
+
+
+def install(module: ModuleType, eval_rule: str) -> None:
+    """ Make validate.py's `create_model` set the eval rule on token-head models. """
+    original = module.create_model
+
+    @functools.wraps(original)
+    def create_model(*args, **kwargs):
+        model = original(*args, **kwargs)
+        if hasattr(model, 'fuse_token_logits'):
+            model.fuse_token_logits = eval_rule == 'fused'
+        return model
+
+    module.create_model = create_model
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index('--') if '--' in argv else len(argv)
+    parser = build_parser()
+    options = parser.parse_args(argv[:split])
+    try:
+        module = load_timm_validate(options.timm_validate)
+    except (FileNotFoundError, RuntimeError) as e:
+        parser.error(str(e))
+    install(module, options.eval_rule)
+    sys.argv = [options.timm_validate] + argv[split + 1:]
+    module.main()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""build_task: one stage builder; token targets ignore the MixRecord unless follow_mixing is on."""
+import pytest
+import timm
+import torch
+from timm.loss import SoftTargetCrossEntropy
+from timm.task import ClassificationTask
+
+from fan_stl.stl.config import STLConfig
+from fan_stl.stl.mix_record import MixRecord
+from fan_stl.stl.task import STLTask, build_task
+from fan_stl.stl.views import pair_views
+
+SMALL = dict(num_classes=3, depth=1, stem_depths=(1, 1))
+
+
+def _model(name):
+    return timm.create_model(name, **SMALL)
+
+
+def test_plain_and_tl_stages():
+    plain = build_task(STLConfig(stage='plain'), timm.create_model('fan_tiny_8_p4_hybrid', **SMALL))
+    assert type(plain) is ClassificationTask and isinstance(plain.criterion, SoftTargetCrossEntropy)
+    model = _model('fan_t_hybrid_tl')
+    tl = build_task(STLConfig(stage='tl'), model)
+    assert isinstance(tl, STLTask) and tl.labeler is None and not model.fuse_token_logits
+    out = tl(torch.rand(2, 3, 32, 32), torch.tensor([0, 2]))
+    assert out['loss'].ndim == 0 and tl.steps == 1
+    fused = build_task(STLConfig(stage='tl', eval_rule='fused'), _model('fan_t_hybrid_tl'))
+    assert fused.trainable_module.fuse_token_logits
+    with pytest.raises(ValueError, match='token-head model'):
+        build_task(STLConfig(stage='tl'), timm.create_model('resnet18', num_classes=3))
+
+
+@pytest.mark.parametrize('follow', [False, True])
+def test_stl_token_targets_follow_the_record_only_when_asked(follow):
+    teacher = _model('fan_t_hybrid_tl')
+    config = STLConfig(stage='stl', teacher=teacher, token_label_mode='soft', follow_mixing=follow)
+    task = build_task(config, _model('fan_t_hybrid_stl'), smoothing=0.2)
+    assert task.labeler.smoothing == 0.2  # token smoothing follows --smoothing
+    seen = []
+    task.criterion.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    teacher_view = torch.rand(2, 3, 32, 32)
+    record = MixRecord(own=torch.tensor([[1., 0., .5, 1.], [0., 0., 1., 1.]]), partner=torch.tensor([1, 0]),
+                       lam=torch.tensor([.6, .5]))
+    soft = torch.softmax(torch.randn(2, 3), -1)
+    task(pair_views(teacher_view, torch.rand(2, 3, 32, 32)), record.pack(soft))
+    clean = task.labeler(teacher_view)
+    expected = clean.blend(record) if follow else clean
+    torch.testing.assert_close(seen[0].tokens.dense(), expected.dense())
+    torch.testing.assert_close(seen[0].cls, soft)
+
+
+def test_teacher_with_other_classes_is_refused():
+    teacher = timm.create_model('fan_t_hybrid_tl', **{**SMALL, 'num_classes': 5})
+    with pytest.raises(ValueError, match='same classes'):
+        build_task(STLConfig(stage='stl', teacher=teacher), _model('fan_t_hybrid_stl'))
