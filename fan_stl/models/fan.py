@@ -44,7 +44,6 @@ from timm.models import (
     generate_default_cfgs,
     register_model,
     register_model_deprecations,
-    resolve_pretrained_cfg,
 )
 from timm.models._features import feature_take_indices
 from timm.models._features_fx import register_notrace_function
@@ -668,14 +667,8 @@ def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
         hub.check_pretrained_tag(variant, tag)
     filter_fn = checkpoint_filter_fn
     source = nullcontext()
-    if pretrained:
-        # Choose the weight source explicitly (order in fan_stl.hub) and make timm's own choice agree with it.
-        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
-        weight_source = hub.resolve_weight_source(variant, cfg.to_dict(), kwargs.get('cache_dir'))
-        kwargs['pretrained_cfg_overlay'] = {**(kwargs.get('pretrained_cfg_overlay') or {}), **weight_source.cfg_overlay}
-        source = weight_source.loading()
-        if kwargs.get('pretrained_strict', True):
-            filter_fn = hub.checked_filter(checkpoint_filter_fn)
+    if pretrained:  # the weight source is chosen (and fetched) explicitly, in the order of fan_stl.hub
+        source, filter_fn = hub.prepare_pretrained(variant, kwargs, checkpoint_filter_fn)
     with source:
         return build_model_with_cfg(
             FAN,
