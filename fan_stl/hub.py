@@ -493,9 +493,9 @@ def filter_and_check(
 
     hint = (f'\nThe checkpoint fits: {", ".join(fits)}.' if fits else
             '\nNo registered FAN architecture fits it; check that it is a FAN / STL checkpoint.')
-    raise WeightsMismatchError(
-        f'The checkpoint does not fit {arch}:' + listing('missing keys', missing)
-        + listing('unexpected keys', unexpected) + listing('wrong shapes', mismatched) + hint)
+    message = (f'The checkpoint does not fit {arch}:' + listing('missing keys', missing)
+               + listing('unexpected keys', unexpected) + listing('wrong shapes', mismatched) + hint)
+    raise WeightsMismatchError(message, message.replace('(num_classes=', '(--num-classes '))
 
 
 def checked_filter(filter_fn: FilterFn, strict: bool = True) -> FilterFn:

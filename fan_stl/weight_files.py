@@ -89,13 +89,17 @@ def unreadable_file_error(
         where: How the message names the file (its path, or e.g. "Weights for NAME: the cached copy of REPO").
     """
     refusal = _refusal(error)
-    if refusal is not None:
-        names = _unsafe_globals(path, refusal)
-        what = f'unsupported global {names}' if names else "a pickle instruction torch's safe loader does not accept"
+    names = _unsafe_globals(path, refusal) if refusal is not None else ''
+    if names:
         return UnsafeCheckpointError(
-            f'{where} holds code / {what}; not executed (torch.load weights_only=True refused it). Official FAN / '
-            'STL checkpoints hold only tensors and argparse.Namespace. If you trust the file, re-save its tensors '
-            'in a Python session of your own and load those; this package never unpickles code.')
+            f'{where} holds code / unsupported global {names}; not executed (torch.load weights_only=True refused '
+            'it). Official FAN / STL checkpoints hold only tensors and argparse.Namespace. If you trust the file, '
+            're-save its tensors in a Python session of your own and load those; this package never unpickles code.')
+    if refusal is not None:  # torch's safe loader met bytes that are no pickle instruction it knows: not a checkpoint
+        reason = [line for line in str(refusal).splitlines() if line.strip()][-2].strip()
+        return PretrainedWeightsError(
+            f'{where} is truncated, corrupt or not a torch checkpoint (torch.load weights_only=True: {reason[:200]}). '
+            'Nothing in it was executed. Delete it and download or convert it again.')
     corrupt = (SafetensorError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
     if isinstance(error, corrupt) or (isinstance(error, RuntimeError) and 'PytorchStreamReader' in str(error)):
         return PretrainedWeightsError(

@@ -94,3 +94,22 @@ def fake_drive(monkeypatch) -> FakeDrive:
     drive = FakeDrive()
     monkeypatch.setattr(gdown, 'download', drive.download)
     return drive
+
+
+class RunsCode:
+    """ Pickles to a call of os.system that would create a marker file if anything ever unpickled it. """
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}',)
+
+
+def unsafe_pickle(folder: Path):
+    """ A training-dict checkpoint whose pickle runs a shell command; returns (path, marker that must stay absent). """
+    marker = Path(folder) / 'MARKER_code_was_executed'
+    path = Path(folder) / 'unsafe.pth.tar'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'payload': RunsCode(marker)}, path)
+    return path, marker

@@ -64,7 +64,11 @@ def _device_dtype(module: nn.Module) -> dict:
 
 @register_notrace_function  # FX: a leaf call, so the check still runs on real shapes
 def check_input_size(x: torch.Tensor) -> None:
-    """ Raise a clear error unless the image height and width are positive multiples of the token stride (16). """
+    """ Raise a clear error unless the input is a batch (B, C, H, W) of images whose height and width are positive
+    multiples of the token stride (16). """
+    if x.dim() != 4:
+        raise ValueError(f'FAN models take a batch of images (B, C, H, W); got a {x.dim()}-D tensor. For one image '
+                         'of shape (C, H, W), add the batch dimension: model(x.unsqueeze(0)).')
     H, W, stride = x.shape[-2], x.shape[-1], 16  # TOKEN_STRIDE (TorchScript cannot read module globals)
     if H % stride != 0 or W % stride != 0 or H < stride or W < stride:
         raise ValueError(
