@@ -123,7 +123,12 @@ def _train_arm(
     model = result.model.eval()
     if hasattr(model, 'set_token_label_training'):
         model.set_token_label_training(False)
-    save_for_hf(model, folder, model_args=dict(train_cfg.model_kwargs), safe_serialization=True)
+    from .convert import write_weights_folder  # the one writer with the real input size and classes
+    classes = list_classes(Path(cfg.data_dir) / 'train')
+    write_weights_folder(
+        model, folder, input_size=train_cfg.img_size, model_args=dict(train_cfg.model_kwargs),
+        label_names=classes if len(classes) == model.num_classes else None,
+        source=f'trained by the fan_stl demo ({arm}, seed {seed})', overwrite=True)
     record.write_text(json.dumps({'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds}))
     return model, result.history, seconds
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 
 import timm
-from timm.models import load_checkpoint
 
+from .hub import load_weights_file
 from .loss import TokenTargets
 
 __all__ = ['TOKEN_LABEL_MODES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
@@ -133,7 +133,7 @@ def load_teacher(
                 f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
                 f'(--teacher-model fan_t_hybrid_tl).')
         teacher = timm.create_model(model_name, **kwargs)
-        load_checkpoint(teacher, name_or_checkpoint, use_ema=True)
+        load_weights_file(teacher, name_or_checkpoint)  # the messages of `file=`, EMA weights first
     elif timm.is_model(name_or_checkpoint.split('.')[0]):
         teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
     else:

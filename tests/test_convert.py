@@ -242,3 +242,23 @@ def test_push_without_network_keeps_output(offline_hub, tmp_path, capsys, monkey
     with pytest.raises(ConversionError, match='the Hub is unreachable .* intact'):
         push_to_hub(out, repo)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+
+
+def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
+    """ A reduced 3-class model trained at 32 px: config.json and the `local-dir:` round trip use 32 px. """
+    from fan_stl.convert import write_weights_folder
+    source = random_model('fan_t_hybrid_stl', num_classes=3, depth=1, stem_depths=(1, 1))
+    out = tmp_path / 'demo-weights'
+    files = write_weights_folder(source, out, input_size=32, label_names=['circle', 'square', 'star'],
+                                 model_args=dict(depth=1, stem_depths=(1, 1)), source='trained by a test')
+    assert sorted(files) == sorted(p.name for p in out.iterdir())  # no temp folder left behind
+    config = json.loads((out / 'config.json').read_text())
+    assert config['label_names'] == ['circle', 'square', 'star'] and config['num_classes'] == 3
+    assert not {'tag', 'license', 'hf_hub_id'} & set(config['pretrained_cfg'])
+    card = (out / 'README.md').read_text()
+    assert 'trained by a test' in card and "authors' weights" not in card and 'Image size:** 32 x 32' in card
+    model = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    assert timm.data.resolve_data_config(model=model)['input_size'] == (3, 32, 32)
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+    with pytest.raises(ConversionError, match='2 class names for a model with 3 classes'):
+        write_weights_folder(source, tmp_path / 'bad', label_names=['a', 'b'])

@@ -19,10 +19,10 @@ import timm
 from timm.models import get_pretrained_cfg, save_for_hf
 
 from fan_stl import hub
-from fan_stl.hub import PretrainedWeightsError, WeightsMismatchError
+from fan_stl.hub import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
 
 from .weights_helpers import (  # noqa: F401
-    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official)
+    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official, unsafe_pickle)
 
 VIT, HYBRID, TOKEN = 'fan_tiny_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_t_hybrid_stl'
 
@@ -337,3 +337,85 @@ def test_token_checkpoint_into_plain_hybrid_drops_aux_head(tmp_path):
     model = timm.create_model(HYBRID, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
     expected = {k: v for k, v in source.state_dict().items() if not k.startswith('aux_head.')}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+
+
+# --- loading never misleads: one test per kind of bad file -----------------------------------------------------------
+
+def test_pickle_that_runs_code_is_reported_unsafe_and_not_run(tmp_path):
+    path, marker = unsafe_pickle(tmp_path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    message = str(info.value)
+    assert 'holds code / unsupported global' in message and 'system' in message and 'not executed' in message
+    assert 'truncated' not in message and 'corrupt' not in message
+    assert not marker.exists()
+
+
+def test_hf_hub_and_local_dir_failures_are_package_errors(offline_hub, tmp_path):
+    folder = _hub_folder(random_model(VIT), tmp_path / 'no_weights')
+    (folder / 'model.safetensors').unlink()
+    with pytest.raises(PretrainedWeightsError, match='holds no weight file'):
+        timm.create_model(f'local-dir:{folder}', pretrained=True)
+    add_to_hf_cache(offline_hub, 'someone/cut', folder)
+    with pytest.raises(PretrainedWeightsError, match='not in the local Hugging Face cache'):
+        timm.create_model('hf-hub:someone/cut', pretrained=True)
+
+
+def test_file_with_its_own_num_classes_keeps_the_heads(tmp_path):
+    source = random_model(TOKEN, num_classes=7)
+    path = save_official(source, tmp_path / 'tuned.pth.tar')
+    model = timm.create_model(TOKEN, pretrained=True, num_classes=7, pretrained_cfg_overlay=dict(file=str(path)))
+    torch.testing.assert_close(logits(model.eval()), logits(source), rtol=0, atol=0)
+    assert model.pretrained_cfg['num_classes'] == 7
+
+
+def _nan_model(name):
+    model = random_model(name)
+    with torch.no_grad():
+        model.blocks[0].attn.q.weight[0, 0] = float('nan')
+    return model
+
+
+def test_non_finite_weights_refused_on_every_path(offline_hub, tmp_path):
+    source = _nan_model(VIT)
+    path = save_official(source, tmp_path / 'nan.pth.tar')
+    folder = _hub_folder(source, tmp_path / 'nan_folder')
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_tiny_12_p16_224.in1k', folder)
+    for kwargs in (dict(model_name=VIT, pretrained_cfg_overlay=dict(file=str(path))),
+                   dict(model_name=VIT, pretrained_cfg_overlay=dict(state_dict=source.state_dict())),
+                   dict(model_name=f'local-dir:{folder}'),
+                   dict(model_name=VIT)):  # the cached Hub copy
+        with pytest.raises(PretrainedWeightsError, match=r'NaN / Inf values in 1 tensors \(blocks.0.attn.q.weight'):
+            timm.create_model(pretrained=True, **kwargs)
+
+
+@pytest.mark.parametrize('content, match', [
+    ([torch.zeros(2)], 'holds a list, not a state dict'),
+    ({'a': 1, 'b': 'x'}, r"entries \['a', 'b'\] are not tensors"),
+])
+def test_file_that_is_not_a_state_dict(tmp_path, content, match):
+    torch.save(content, tmp_path / 'w.pth')
+    with pytest.raises(PretrainedWeightsError, match=match):
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'w.pth')))
+
+
+def test_missing_file():
+    with pytest.raises(PretrainedWeightsError, match='nowhere.pth does not exist'):
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file='nowhere.pth'))
+
+
+def test_load_weights_file_gives_the_messages_of_file_overlay(tmp_path):
+    """ What token-label teachers and `eval --checkpoint` use for an already built model. """
+    model = random_model(HYBRID)
+    wrong = save_official(random_model(VIT), tmp_path / 'vit.pth.tar')
+    with pytest.raises(WeightsMismatchError, match='The checkpoint fits: fan_tiny_12_p16_224.'):
+        hub.load_weights_file(model, wrong)
+    cut = save_official(random_model(HYBRID), tmp_path / 'cut.pth.tar')
+    cut.write_bytes(cut.read_bytes()[:1000])
+    with pytest.raises(PretrainedWeightsError, match='truncated or corrupt'):
+        hub.load_weights_file(model, cut)
+    with pytest.raises(PretrainedWeightsError, match='missing.pth does not exist'):
+        hub.load_weights_file(model, tmp_path / 'missing.pth')
+    source = random_model(HYBRID)
+    hub.load_weights_file(model, save_official(source, tmp_path / 'ok.pth.tar'))
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
