@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     'fan_stl.commands.demo',
     'fan_stl.commands.list_models',
     'fan_stl.commands.convert',
+    'fan_stl.commands.publish',
     'fan_stl.commands.evaluate',
     'fan_stl.commands.corrupt',
 )
