@@ -85,6 +85,8 @@ def test_source_order(offline_hub, tmp_path, monkeypatch):
     assert _source(fan, dict(source='hf-hub', hf_hub_id='me/x')).location == 'me/x'
     add_to_hf_cache(offline_hub, 'fan-stl/fan_tiny_12_p16_224.in1k', _hub_folder(random_model(VIT), tmp_path / 'x'))
     assert _source(fan).kind == 'hf-hub'  # a cached copy is preferred to downloading from the URL
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(random_model(TOKEN), tmp_path / 'y'))
+    assert _source(stl).kind == 'hf-hub'  # ... and to the authors' Drive, with no code edit in between
     with pytest.raises(PretrainedWeightsError, match='No pretrained weights are released for fan_large_24_p16_224'):
         timm.create_model('fan_large_24_p16_224', pretrained=True)
 
