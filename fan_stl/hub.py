@@ -206,7 +206,8 @@ def download_from_drive(drive_id: str, output: Path) -> None:
 
 
 def _refuse_web_page(path: Path, weight: ReleasedWeight) -> None:
-    head = path.read_bytes()[:4096] if path.stat().st_size < (1 << 20) else b''
+    with path.open('rb') as f:
+        head = f.read(4096)
     if b'<html' not in head.lower() and b'<!doctype' not in head.lower():
         return
     quota = b'too many users' in head.lower() or b'quota' in head.lower()
