@@ -259,6 +259,7 @@ class WeightSource:
     kind: str  # one of 'hf-hub', 'local-dir', 'state_dict', 'file', 'url', 'gdrive'
     location: str
     cache_dir: Optional[str] = None
+    chosen: bool = False  # True when the package chose this source (a registered weight), not the caller
 
     def fetch(self) -> Dict[str, Optional[str]]:
         """ Get what must exist before the model is built; return the cfg overlay that makes timm load from it. """
@@ -267,6 +268,11 @@ class WeightSource:
             return {'hf_hub_id': None, 'url': None, 'file': str(path)}
         if self.kind == 'url':
             return {'hf_hub_id': None}  # torch.hub reads its cached copy, or downloads (no retries) with a bar
+        if self.kind == 'hf-hub' and self.chosen and not _offline():
+            cached = self._file()
+            repo, _, revision = self.location.partition('@')
+            if cached is not None and _ask_hub(repo, revision or None) is None:  # no network: skip the Hub's retries
+                return {'hf_hub_id': None, 'url': None, 'file': str(cached)}
         if self.kind == 'file' and not Path(self.location).is_file():
             raise PretrainedWeightsError(f'Checkpoint {self.location} does not exist or is not a file.')
         return {}
@@ -329,20 +335,27 @@ class WeightSource:
         return f'the weight file of {self.location}'
 
 
-_HUB_ANSWERS: Dict[str, bool] = {}
+_HUB_ANSWERS: Dict[str, Optional[bool]] = {}
 
 
-def _hub_holds_weights(repo_id: str, revision: Optional[str]) -> bool:
-    """ Ask the Hub once per process (short timeout, no retries) whether `repo_id` holds `model.safetensors`. """
+def _ask_hub(repo_id: str, revision: Optional[str]) -> Optional[bool]:
+    """ Whether the Hub repo holds `model.safetensors`: asked once per process (short timeout, no retries); None when
+    the Hub cannot be reached. """
     key = f'{repo_id}@{revision or ""}'
     if key not in _HUB_ANSWERS:
         from huggingface_hub import HfApi
         try:
             info = HfApi(library_name='fan_stl').model_info(repo_id, revision=revision, timeout=HUB_CHECK_TIMEOUT)
             _HUB_ANSWERS[key] = HUB_WEIGHTS_FILE in {s.rfilename for s in info.siblings or ()}
-        except Exception:  # not published, private, or no network: the authors' source is next either way
-            _HUB_ANSWERS[key] = False
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+            _HUB_ANSWERS[key] = False  # not published (yet)
+        except Exception:  # no network, a timeout, a gated or private repo: no answer
+            _HUB_ANSWERS[key] = None
     return _HUB_ANSWERS[key]
+
+
+def _hub_holds_weights(repo_id: str, revision: Optional[str]) -> bool:
+    return _ask_hub(repo_id, revision) is True
 
 
 def hub_copy_available(repo: str, cache_dir: Optional[str] = None) -> bool:
@@ -379,7 +392,7 @@ def resolve_weight_source(
     if cfg.get('file'):
         return WeightSource(name, 'file', cfg['file'], cache_dir)
     if hub_id and hub_copy_available(hub_id, cache_dir):
-        return WeightSource(name, 'hf-hub', hub_id, cache_dir)
+        return WeightSource(name, 'hf-hub', hub_id, cache_dir, chosen=True)
     if url:
         return WeightSource(name, 'url', url, cache_dir)
     if weight is not None and weight.drive_id:

@@ -238,6 +238,26 @@ def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, monk
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+def test_cached_hub_copy_without_network_loads_at_once(offline_hub, tmp_path, monkeypatch):
+    """ Online mode, no network, a cached Hub copy: it is read directly, without huggingface_hub's retries. """
+    source = random_model(TOKEN)
+    snapshot = add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(source, tmp_path / 'x'))
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
+
+    def unreachable(self, repo_id, **kwargs):
+        raise OSError('[Errno -2] Name or service not known')
+
+    def no_download(*args, **kwargs):
+        raise AssertionError('the Hub must not be asked again')
+
+    monkeypatch.setattr(HfApi, 'model_info', unreachable)
+    monkeypatch.setattr(timm.models._hub, 'hf_hub_download', no_download)
+    model = timm.create_model(TOKEN, pretrained=True).eval()
+    assert model.pretrained_cfg['file'] == str(snapshot / 'model.safetensors')
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
 # --- the authors' Google Drive -------------------------------------------------------------------------------------
 
 def test_drive_first_load_converts_and_caches_then_reads_safetensors_only(offline_hub, fake_drive, tmp_path,
