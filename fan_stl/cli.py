@@ -17,6 +17,7 @@ COMMANDS = {
     'demo': 'fan_stl.commands.demo',
     'list': 'fan_stl.commands.list_models',
     'convert': 'fan_stl.commands.convert',
+    'publish': 'fan_stl.commands.publish',
     'eval': 'fan_stl.commands.evaluate',
     'corrupt': 'fan_stl.commands.corrupt',
 }

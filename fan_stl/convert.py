@@ -1,21 +1,23 @@
-"""Convert an official FAN / STL checkpoint into a Hugging Face Hub repo folder, verify it, and optionally push it.
+"""Write weights as a Hugging Face Hub folder with honest metadata; convert FAN / STL checkpoints into one; push it.
 
-`convert_checkpoint` reads a flat or training-dict checkpoint without executing pickled code, maps it to our layout
-(`checkpoint_filter_fn`), loads it strictly into the named architecture, checks a forward pass, and writes
-`model.safetensors`, timm's `config.json` (via `save_for_hf`) and a model card `README.md`. The folder then loads with
-`timm.create_model('local-dir:DIR', pretrained=True)` and, once pushed (`push_to_hub`), with `hf-hub:` names and
-`pretrained=True`.
+`write_weights_folder` is the one writer of `model.safetensors` + timm `config.json` + model card `README.md` used by
+`convert`, `publish` and the demo: `config.json` carries the real input size, class count and class names, and the
+card claims "the authors' weights" (their tag, licence and reported numbers) only for a released file whose sha256
+was verified; any other weights get a neutral card. `convert_checkpoint` reads a checkpoint without executing pickled
+code, maps it to our layout (`checkpoint_filter_fn`), loads it strictly, checks a forward pass, writes the folder
+and checks that the written file reproduces the model. The folder loads with
+`timm.create_model('local-dir:DIR', pretrained=True)`; `push_to_hub` uploads exactly the files written.
 """
-import hashlib
 import importlib
-import pickle
-import zipfile
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 import timm
@@ -24,17 +26,26 @@ from timm.models._hub import generate_readme
 
 from fan_stl.hub import (
     HUB_WEIGHTS_FILE,
-    SAFE_CHECKPOINT_GLOBALS,
+    RELEASED_WEIGHTS,
     PretrainedWeightsError,
+    ReleasedWeight,
+    authors_cache_dir,
     filter_and_check,
     released_weight,
 )
 from fan_stl.models.fan import checkpoint_filter_fn
+from fan_stl.weight_files import read_checkpoint, sha256_of
 
-__all__ = ['ConversionError', 'ConversionResult', 'load_checkpoint_file', 'convert_checkpoint', 'push_to_hub']
+__all__ = [
+    'ConversionError', 'ConversionResult', 'load_checkpoint_file', 'write_weights_folder', 'convert_checkpoint',
+    'convert_state_dict', 'released_file', 'known_release_hashes', 'push_to_hub',
+]
 
-EMA_KEYS = ('state_dict_ema', 'model_ema')
-RAW_KEYS = ('state_dict', 'model')
+load_checkpoint_file = read_checkpoint  # the safe reader, under the name this module always exported
+CARD_FILE = 'README.md'
+WRITTEN_FILES = (HUB_WEIGHTS_FILE, 'config.json', CARD_FILE)
+# Keys of a registered cfg that describe the authors' release, not weights trained or fine-tuned by someone else.
+RELEASE_CFG_KEYS = ('tag', 'license', 'hf_hub_id', 'url', 'file', 'hf_hub_filename', 'source', 'state_dict')
 
 CITATIONS = {
     'fan': """@inproceedings{zhou2022understanding,
@@ -64,10 +75,16 @@ class ConversionResult:
     picked: str  # which part of the checkpoint was converted ('state_dict_ema', 'state_dict', 'flat', ...)
     files: Dict[str, Tuple[int, str]] = field(default_factory=dict)  # file name -> (bytes, sha256)
     max_abs_diff: float = 0.  # logits of the written weights vs the loaded model (0 means bit-identical)
+    release: Optional[ReleasedWeight] = None  # the authors' release the source file was verified to be
+    source_sha256: str = ''
+    num_params: int = 0
 
     def summary(self) -> str:
+        what = (f"the authors' released {self.release.name} (sha256 verified)" if self.release else
+                'not a released file: neutral model card, no authors\' tag, licence or numbers')
         lines = [
             f'Converted {self.picked} weights into {self.model_name} -> {self.out_dir}',
+            f'Source sha256 {self.source_sha256}: {what}',
             f'Sanity forward: reloaded {HUB_WEIGHTS_FILE} reproduces the logits (max |diff| {self.max_abs_diff:.3g})',
         ]
         lines += [f'  {name:<18} {size / 2 ** 20:10.2f} MiB  sha256 {digest}' for name, (size, digest) in
@@ -75,91 +92,41 @@ class ConversionResult:
         return '\n'.join(lines)
 
 
-def _pick_weights(checkpoint: dict, use_ema: bool) -> Tuple[dict, str]:
-    keys = (*EMA_KEYS, *RAW_KEYS) if use_ema else RAW_KEYS
-    for key in keys:
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key], key
-    nested = [k for k in (*EMA_KEYS, *RAW_KEYS) if isinstance(checkpoint.get(k), dict)]
-    if nested:
-        raise ConversionError(
-            f'The checkpoint holds only {", ".join(nested)}, no raw (non-EMA) weights: drop --no-ema to convert them.')
-    return checkpoint, 'flat'
-
-
-def load_checkpoint_file(path: Union[str, Path], use_ema: bool = True) -> Tuple[Dict[str, torch.Tensor], str]:
-    """ Read a checkpoint's tensors without executing pickled code.
-
-    Args:
-        path: A `.safetensors` file or a torch checkpoint (`.pth`, `.pth.tar`, `.bin`): flat, or a training dict with
-            `state_dict_ema` / `model_ema` / `state_dict` / `model` and an `argparse.Namespace` of `args`.
-        use_ema: Prefer the EMA weights when the checkpoint holds both.
-
-    Returns:
-        The state dict and which part of the file it came from.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f'Checkpoint {path} does not exist or is not a file.')
-    try:
-        if path.suffix == '.safetensors':
-            return load_file(path), 'flat'
-        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        if 'Unsupported global' not in str(e):
-            raise ConversionError(f'{path} is not a readable checkpoint: truncated or corrupt ({e!s:.200}).') from e
-        raise ConversionError(
-            f'{path} holds pickled Python objects other than tensors and argparse.Namespace; they are not executed '
-            f'here ({str(e).splitlines()[-1][:300]}). If you trust the file, re-save only its tensors, e.g. '
-            "`torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')`, and convert that.") from e
-    except (SafetensorError, EOFError, zipfile.BadZipFile, RuntimeError) as e:
-        raise ConversionError(
-            f'{path} is truncated or corrupt ({type(e).__name__}: {str(e)[:200]}); download it again.') from e
-    if not isinstance(checkpoint, dict):
-        raise ConversionError(f'{path} holds a {type(checkpoint).__name__}, not a state dict or training checkpoint.')
-    state_dict, picked = _pick_weights(checkpoint, use_ema)
-    non_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
-    if non_tensors:
-        raise ConversionError(
-            f'{path} ({picked}) is not a state dict: entries {non_tensors[:5]} are not tensors. Expected a flat state '
-            f'dict or a training dict with one of {", ".join(EMA_KEYS + RAW_KEYS)}.')
-    return state_dict, picked
-
-
-def _file_report(path: Path) -> Tuple[int, str]:
-    digest = hashlib.sha256()
-    with path.open('rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return path.stat().st_size, digest.hexdigest()
-
-
 def _metric(value: Optional[float]) -> str:
     return '–' if value is None else f'{value:.1f}'
 
 
-def model_card(model_name: str, repo_id: str, num_params: int) -> dict:
-    """ timm `generate_readme` fields for the Hub repo `repo_id` holding `model_name` (`architecture.tag`). """
-    cfg = get_pretrained_cfg(model_name)
-    weight = released_weight(model_name)
-    arch = model_name.split('.')[0]
-    stl = cfg.license == 'cc-by-nc-sa-4.0'
-    usage = f"""```python
+def _usage(repo_id: str, arch: str, released: bool) -> str:
+    also = (f"\nThe same weights load with `timm.create_model('{arch}', pretrained=True)` after `import fan_stl`."
+            if released else '')
+    return f"""```python
 import fan_stl  # registers the FAN / STL architectures in timm; needed before any fan model is created
 import timm
 import torch
 
-model = timm.create_model('hf-hub:{repo_id}', pretrained=True).eval()
-config = timm.data.resolve_data_config(model=model)
+model = timm.create_model('hf-hub:{repo_id}', pretrained=True).eval()  # or 'local-dir:FOLDER'
+config = timm.data.resolve_data_config(model=model)  # this folder's input size and normalisation
 transform = timm.data.create_transform(**config)
 with torch.no_grad():
     logits = model(transform(image).unsqueeze(0))  # image: a PIL RGB image
-```
-The same weights load with `timm.create_model('{arch}', pretrained=True)` after `import fan_stl`."""
+```{also}"""
+
+
+def _output_rule(cfg: dict) -> Dict[str, str]:
+    if tuple(cfg.get('classifier') or ()) != ('head', 'aux_head'):
+        return {}
+    return {'Output': '`forward` returns `cls_logits + 0.5 * token_logits.max(dim=1)`, the rule behind the published '
+                      'numbers; `fuse_token_logits=False` gives the class head alone.'}
+
+
+def model_card(weight: ReleasedWeight, repo_id: str, num_params: int, original_sha256: str) -> dict:
+    """ timm `generate_readme` fields for the Hub copy of the authors' released `weight` (sha256 verified). """
+    cfg = get_pretrained_cfg(weight.name)
+    arch = weight.architecture
+    stl = cfg.license == 'cc-by-nc-sa-4.0'
     details = {
         'Model Type': 'Image classification / feature backbone',
-        'Architecture': f'`{arch}` ({num_params / 1e6:.2f} M parameters)',
+        'Architecture': f"`{arch}` ({num_params:,} parameters; the authors' README prints {weight.reported_params})",
         'Image size': f'{cfg.input_size[1]} x {cfg.input_size[2]} (bicubic, crop_pct {cfg.crop_pct})',
         'Papers': f'{cfg.paper_name} ({cfg.paper_ids})',
         'Original': cfg.origin_url,
@@ -167,27 +134,24 @@ The same weights load with `timm.create_model('{arch}', pretrained=True)` after 
         'License': ('CC-BY-NC-SA-4.0, as the STL README states for its weights' if stl else
                     "non-commercial: the FAN repository's NVIDIA licence (Source Code License-NC); the authors "
                     'state no separate licence for the released weights'),
-    }
-    if 'in22k' in model_name:
-        details['Pretrain Dataset'] = 'ImageNet-22k'
-    if weight is not None:
-        details['Original weights'] = weight.original
-        details['Architecture'] += f"; the authors' README prints {weight.reported_params}"
-        details['Reported by the authors (top-1 %)'] = {
+        'Original weights': weight.original,
+        'Original file sha256': original_sha256,
+        'Reported by the authors (top-1 %)': {
             'ImageNet-1k': _metric(weight.top1),
             'ImageNet-C (mean accuracy over corruptions, not mCE)': _metric(weight.in_c),
             'ImageNet-A': _metric(weight.in_a),
             'ImageNet-R': _metric(weight.in_r),
-        }
-    if cfg.classifier == ('head', 'aux_head'):
-        details['Output'] = ('`forward` returns `cls_logits + 0.5 * token_logits.max(dim=1)`, the rule behind the '
-                             'published numbers; `fuse_token_logits=False` gives the class head alone.')
+        },
+        **_output_rule(cfg.to_dict()),
+    }
+    if 'in22k' in weight.name:
+        details['Pretrain Dataset'] = 'ImageNet-22k'
     card = dict(
-        description=(f"{arch} with the authors' weights, converted to timm / safetensors by the fan_stl package "
-                     '(`python -m fan_stl convert`): strict load, sanity forward, and a bit-identical reload of the '
+        description=(f"{arch} with the authors' weights ({weight.original}), converted to timm / safetensors by "
+                     'the fan_stl package: strict load, finite sanity forward, and a bit-identical reload of the '
                      'written file were checked at conversion.'),
         details=details,
-        usage=usage,
+        usage=_usage(repo_id, arch, released=True),
         citation=[CITATIONS['stl'], CITATIONS['fan']] if stl else [CITATIONS['fan']],
         tags=['image-classification', 'timm', 'fan_stl'],
     )
@@ -198,33 +162,184 @@ The same weights load with `timm.create_model('{arch}', pretrained=True)` after 
     return card
 
 
-def convert_checkpoint(
-        checkpoint: Union[str, Path],
-        model_name: str,
+def neutral_card(model: torch.nn.Module, repo_id: str, input_size: int, source: str) -> dict:
+    """ Card fields for weights that are not one of the authors' released files: only what is known about them. """
+    arch = model.pretrained_cfg.get('architecture', type(model).__name__)
+    num_params = sum(p.numel() for p in model.parameters())
+    details = {
+        'Model Type': 'Image classification / feature backbone',
+        'Architecture': f'`{arch}` ({num_params:,} parameters), registered by the fan_stl package',
+        'Image size': f'{input_size} x {input_size}',
+        'Classes': str(model.num_classes),
+        'Weights': source,
+        'License': ('set by whoever trained these weights; if they were fine-tuned from the FAN / STL authors\' '
+                    'released weights, those weights\' non-commercial terms apply too'),
+        **_output_rule(model.pretrained_cfg),
+    }
+    return dict(
+        description=(f'{arch} weights saved by the fan_stl package. They are not one of the FAN / STL authors\' '
+                     'released files, so no accuracy is claimed here.'),
+        details=details,
+        usage=_usage(repo_id, arch, released=False),
+        citation=[CITATIONS['fan']],
+        tags=['image-classification', 'timm', 'fan_stl'],
+        license='other', license_name='unspecified',
+    )
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConversionError(f'Cannot write into {out_dir}: {parent} is a file, not a folder. Choose another '
+                                  'output folder.')
+    if out_dir.is_dir() and not overwrite:
+        present = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith('.writing-'))
+        if present:
+            raise ConversionError(
+                f'{out_dir} already holds {", ".join(present[:5])}{" ..." if len(present) > 5 else ""}; choose an '
+                'empty or new folder, or pass --overwrite (overwrite=True) to replace the weight files in it.')
+
+
+def write_weights_folder(
+        model: torch.nn.Module,
         out_dir: Union[str, Path],
-        use_ema: bool = True,
+        *,
+        input_size: Optional[int] = None,
+        label_names: Optional[Sequence[str]] = None,
+        release: Optional[ReleasedWeight] = None,
+        original_sha256: str = '',
         repo_id: Optional[str] = None,
-        img_size: Optional[int] = None,
-) -> ConversionResult:
-    """ Convert `checkpoint` into a Hub repo folder for `model_name` and verify it.
+        source: str = 'trained or converted by the user',
+        model_args: Optional[dict] = None,
+        overwrite: bool = False,
+) -> Dict[str, Tuple[int, str]]:
+    """ Write `model` as `model.safetensors` + timm `config.json` + `README.md` with its real metadata.
 
     Args:
-        checkpoint: Official FAN / STL checkpoint (flat or training dict) or a safetensors file.
-        model_name: Registered architecture, optionally with a pretrained tag (`fan_l_hybrid_stl.in1k`); the tag's
-            cfg (input size, licence, ...) goes into `config.json`.
-        out_dir: Folder to write `model.safetensors`, `config.json` and `README.md` into.
-        use_ema: Convert the EMA weights when the checkpoint holds both.
-        repo_id: Hub repo the folder is meant for (model card title); defaults to the tag's `hf_hub_id`.
-        img_size: Input size of the sanity forward (default: the cfg's input size).
+        model: The model whose weights are written (eval mode recommended).
+        out_dir: Folder to write into; created if needed. A folder holding other files is refused unless
+            `overwrite`. Each file is written to a temp folder inside it, then moved into place (`os.replace`).
+        input_size: The image size the weights were trained / fine-tuned at; goes into `config.json` (`input_size`),
+            so timm's data config evaluates at it. Default: the model's cfg input size.
+        label_names: Class names in head order (must match `model.num_classes`).
+        release: The authors' released weight these are, verified by sha256 (`released_file`); only then the card
+            and `config.json` carry the authors' tag, licence and reported numbers.
+        original_sha256: sha256 of the file the weights came from (recorded in the card).
+        repo_id: Hub repo the folder is meant for (card title and usage). Default: the folder name.
+        source: One line on where the weights come from, for the neutral card.
+        model_args: Extra `create_model` kwargs needed to rebuild the model (e.g. `drop_path_rate` is not needed).
+        overwrite: Replace the weight files of a folder that already holds files.
+
+    Returns:
+        file name -> (bytes, sha256) of the files written, exactly `WRITTEN_FILES`.
     """
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    cfg_size = (model.pretrained_cfg.get('input_size') or (3, 224, 224))[-1]
+    size = int(input_size or cfg_size)
+    if label_names is not None and len(label_names) != model.num_classes:
+        raise ConversionError(f'{len(label_names)} class names for a model with {model.num_classes} classes.')
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix='.writing-', dir=out_dir))
+    try:
+        save_for_hf(model, staging, model_args=model_args, safe_serialization=True,
+                    model_config={'label_names': list(label_names)} if label_names else None,
+                    data_config={'input_size': (model.in_chans, size, size)})
+        config = json.loads((staging / 'config.json').read_text())
+        pretrained_cfg = config['pretrained_cfg']
+        if release is None:
+            for key in RELEASE_CFG_KEYS:
+                pretrained_cfg.pop(key, None)
+        else:
+            pretrained_cfg.update(tag=release.tag, hf_hub_id=release.hub_repo)
+        (staging / 'config.json').write_text(json.dumps(config, indent=2))
+        repo_id = repo_id or (release.hub_repo if release else out_dir.name)
+        num_params = sum(p.numel() for p in model.parameters())
+        card = (model_card(release, repo_id, num_params, original_sha256) if release else
+                neutral_card(model, repo_id, size, source + (f' (source file sha256 {original_sha256})'
+                                                             if original_sha256 else '')))
+        (staging / CARD_FILE).write_text(generate_readme(card, repo_id.split('/')[-1]), encoding='utf-8')
+        for name in WRITTEN_FILES:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: (os.path.getsize(out_dir / name), sha256_of(out_dir / name)) for name in WRITTEN_FILES}
+
+
+def known_release_hashes(weight: ReleasedWeight) -> Dict[str, str]:
+    """ sha256 -> where it was seen, for copies of `weight`'s original file downloaded on this machine.
+
+    Sources: converted Drive copies (named by the original's sha256) and timm's cached download of a release URL.
+    """
+    known = {}
+    pattern = f'{weight.name}.gdrive-{weight.drive_id}.sha256-*.safetensors' if weight.drive_id else ''
+    for path in authors_cache_dir().glob(pattern) if pattern else ():
+        known[path.name.rsplit('.sha256-', 1)[1].split('.')[0]] = str(path)
+    if weight.direct_url:
+        cached = Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(weight.direct_url)
+        if cached.is_file():
+            known[sha256_of(cached)] = str(cached)
+    return known
+
+
+def released_file(arch: str, sha256: str, released_tag: Optional[str] = None) -> Optional[ReleasedWeight]:
+    """ The authors' released weight of `arch` whose original file has this sha256, or None.
+
+    With `released_tag` the caller asserts which release the file is; it is then verified and a mismatch (or a
+    release whose sha256 cannot be known here) is an error rather than a silent neutral card.
+    """
+    candidates = [w for w in RELEASED_WEIGHTS if arch in (w.architecture, *(a.split('.')[0] for a in w.aliases))]
+    if released_tag is not None:
+        weight = released_weight(f'{arch}.{released_tag}')
+        if weight is None:
+            tags = ', '.join(sorted({w.tag for w in candidates})) or 'none'
+            raise ConversionError(f"'{released_tag}' is not a released tag of {arch} (released: {tags}).")
+        known = known_release_hashes(weight)
+        if sha256 in known:
+            return weight
+        if not known:
+            raise ConversionError(
+                f"Cannot verify --released {released_tag}: the sha256 of the authors' file {weight.original} is not "
+                f"known on this machine. Load it once online (timm.create_model('{weight.name}', pretrained=True) "
+                'caches it), or drop --released to write a neutral card.')
+        raise ConversionError(
+            f"The file is not the authors' released {weight.name}: its sha256 {sha256} differs from the downloaded "
+            f'original ({", ".join(known)}). Drop --released to write a neutral card.')
+    for weight in candidates:
+        if sha256 in known_release_hashes(weight):
+            return weight
+    return None
+
+
+def convert_state_dict(
+        state_dict: Dict[str, torch.Tensor],
+        model_name: str,
+        out_dir: Union[str, Path],
+        *,
+        picked: str = 'flat',
+        source_sha256: str = '',
+        release: Optional[ReleasedWeight] = None,
+        num_classes: Optional[int] = None,
+        img_size: Optional[int] = None,
+        label_names: Optional[Sequence[str]] = None,
+        repo_id: Optional[str] = None,
+        overwrite: bool = False,
+) -> ConversionResult:
+    """ Load `state_dict` strictly into `model_name`, check it, write the folder, check the written file. """
     arch = model_name.split('.')[0]
     if not is_model(arch) or not arch.startswith('fan'):
-        raise ConversionError(f"Unknown architecture '{arch}'; `python -m fan_stl list` shows the FAN models.")
-    state_dict, picked = load_checkpoint_file(checkpoint, use_ema=use_ema)
+        raise ConversionError(f"Unknown architecture '{arch}'; `python -m fan_stl list` shows the FAN models.",
+                              f"Unknown architecture '{arch}'; `python -m fan_stl list` shows the FAN models.")
+    if img_size is not None and (img_size < 16 or img_size % 16):
+        raise ConversionError(f'--img-size {img_size}: FAN models need a positive multiple of 16 (e.g. 224).')
+    if num_classes is not None and num_classes < 1:
+        raise ConversionError(f'--num-classes {num_classes}: must be at least 1.')
+    _check_out_dir(Path(out_dir), overwrite)
+    kwargs = {} if num_classes is None else {'num_classes': num_classes}
     try:
-        model = timm.create_model(model_name).eval()
+        model = timm.create_model(release.name if release else arch, **kwargs).eval()
     except PretrainedWeightsError as e:
-        raise ConversionError(str(e)) from e
+        raise ConversionError(str(e), e.cli_message) from None
     state_dict = filter_and_check(state_dict, model, checkpoint_filter_fn)
     model.load_state_dict(state_dict, strict=True)
 
@@ -235,23 +350,61 @@ def convert_checkpoint(
     if logits.shape != (1, model.num_classes) or not torch.isfinite(logits).all():
         raise ConversionError(f'Sanity forward of {model_name} gave logits of shape {tuple(logits.shape)} with '
                               'non-finite values; the checkpoint is not usable.')
-
-    out_dir = Path(out_dir)
-    save_for_hf(model, out_dir, safe_serialization=True)
-    repo_id = repo_id or model.pretrained_cfg.get('hf_hub_id') or arch
-    num_params = sum(p.numel() for p in model.parameters())
-    readme = generate_readme(model_card(model_name, repo_id, num_params), repo_id.split('/')[-1])
-    (out_dir / 'README.md').write_text(readme, encoding='utf-8')
-
-    reloaded = timm.create_model(model_name).eval()
-    reloaded.load_state_dict(load_file(out_dir / HUB_WEIGHTS_FILE), strict=True)
+    files = write_weights_folder(
+        model, out_dir, input_size=None if release else img_size, label_names=label_names, release=release,
+        original_sha256=source_sha256, repo_id=repo_id, overwrite=True,
+        source='converted from a user checkpoint with `python -m fan_stl convert`')
+    reloaded = timm.create_model(release.name if release else arch, **kwargs).eval()
+    reloaded.load_state_dict(load_file(Path(out_dir) / HUB_WEIGHTS_FILE), strict=True)
     with torch.no_grad():
         max_abs_diff = (reloaded(x) - logits).abs().max().item()
     if max_abs_diff != 0:
         raise ConversionError(f'The written {HUB_WEIGHTS_FILE} does not reproduce the model (max |diff| '
                               f'{max_abs_diff:.3g}); the files in {out_dir} must not be published.')
-    files = {p.name: _file_report(p) for p in sorted(out_dir.iterdir()) if p.is_file()}
-    return ConversionResult(model_name, out_dir, picked, files, max_abs_diff)
+    num_params = sum(p.numel() for p in model.parameters())
+    return ConversionResult(model.pretrained_cfg['architecture'] + (f'.{release.tag}' if release else ''),
+                            Path(out_dir), picked, files, max_abs_diff, release, source_sha256, num_params)
+
+
+def convert_checkpoint(
+        checkpoint: Union[str, Path],
+        model_name: str,
+        out_dir: Union[str, Path],
+        use_ema: bool = True,
+        repo_id: Optional[str] = None,
+        img_size: Optional[int] = None,
+        num_classes: Optional[int] = None,
+        released_tag: Optional[str] = None,
+        label_names: Optional[Sequence[str]] = None,
+        overwrite: bool = False,
+) -> ConversionResult:
+    """ Convert `checkpoint` into a Hub folder for `model_name` and verify it.
+
+    Args:
+        checkpoint: Official FAN / STL checkpoint (flat or training dict), a fine-tuned one, or a safetensors file.
+        model_name: Registered architecture (a `.tag` suffix is ignored: only the sha256 or `released_tag` make the
+            weights count as the authors' release).
+        out_dir: Folder to write `model.safetensors`, `config.json` and `README.md` into (new or empty unless
+            `overwrite`).
+        use_ema: Convert the EMA weights when the checkpoint holds both.
+        repo_id: Hub repo the folder is meant for (model card title).
+        img_size: Input size the weights were trained at (config.json and the sanity forward); default: the cfg's.
+            A released file keeps its release's size in config.json.
+        num_classes: Classes of a fine-tuned checkpoint (default: the architecture's 1000).
+        released_tag: Assert that the file is the authors' release with this tag; verified by sha256.
+        label_names: Class names in head order, for config.json.
+        overwrite: Replace the weight files of a folder that already holds files.
+
+    The card claims the authors' weights only when the file's sha256 matches a released file known on this machine
+    (or `released_tag` is given and verified); any other file gets a neutral card and config.json.
+    """
+    arch = model_name.split('.')[0]
+    state_dict, picked = read_checkpoint(checkpoint, use_ema=use_ema)
+    sha256 = sha256_of(checkpoint)
+    release = released_file(arch, sha256, released_tag)
+    return convert_state_dict(
+        state_dict, arch, out_dir, picked=picked, source_sha256=sha256, release=release, num_classes=num_classes,
+        img_size=img_size, label_names=label_names, repo_id=repo_id, overwrite=overwrite)
 
 
 def _transport_errors() -> Tuple[type, ...]:
@@ -265,33 +418,41 @@ def _transport_errors() -> Tuple[type, ...]:
     return tuple(errors)
 
 
-def push_to_hub(out_dir: Union[str, Path], repo_id: str, private: bool = False) -> str:
-    """ Upload a converted folder to the Hub repo `repo_id` (created if needed); returns the commit URL.
+def push_to_hub(
+        out_dir: Union[str, Path], repo_id: str, private: bool = False, files: Iterable[str] = WRITTEN_FILES,
+        commit_message: str = 'Add converted weights',
+) -> str:
+    """ Upload exactly `files` of a written folder to the Hub repo `repo_id` (created if needed); returns the commit.
 
     The token comes from the usual Hugging Face login (`hf auth login`) or the `HF_TOKEN` environment variable.
-    On any failure the folder is left as it is, so the push can simply be retried.
+    Only the named files are uploaded (an allow-list), whatever else the folder holds. On any failure the folder is
+    left as it is, so the push can simply be retried.
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
     out_dir = Path(out_dir)
-    missing = [n for n in (HUB_WEIGHTS_FILE, 'config.json', 'README.md') if not (out_dir / n).is_file()]
+    files = list(files)
+    if any(c in n for n in files for c in '*?['):
+        raise ConversionError(f'push_to_hub uploads named files, not patterns: {files}')
+    missing = [n for n in files if not (out_dir / n).is_file()]
     if missing:
         raise ConversionError(f'{out_dir} lacks {", ".join(missing)}; run the conversion first.')
-    retry = f'The converted files in {out_dir} are intact; retry with `python -m fan_stl convert ... --push {repo_id}`.'
+    retry = f'The converted files in {out_dir} are intact; retry the push.'
     api = HfApi(library_name='fan_stl')
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=out_dir, commit_message='Add converted weights')
-    except OfflineModeIsEnabled as e:
-        raise ConversionError(f'Cannot push to {repo_id}: HF_HUB_OFFLINE is set. Unset it when online. {retry}') from e
-    except LocalTokenNotFoundError as e:
+        commit = api.upload_folder(repo_id=repo_id, folder_path=out_dir, commit_message=commit_message,
+                                   allow_patterns=files)  # plain names: each matches only itself
+    except OfflineModeIsEnabled:
         raise ConversionError(
-            f'Cannot push to {repo_id}: no Hugging Face token. Run `hf auth login` or set HF_TOKEN. {retry}') from e
+            f'Cannot push to {repo_id}: HF_HUB_OFFLINE is set. Unset it when online. {retry}') from None
+    except LocalTokenNotFoundError:
+        raise ConversionError(
+            f'Cannot push to {repo_id}: no Hugging Face token. Run `hf auth login` or set HF_TOKEN. {retry}') from None
     except HfHubHTTPError as e:
-        raise ConversionError(f'Cannot push to {repo_id}: the Hub refused it ({e}). {retry}') from e
+        raise ConversionError(f'Cannot push to {repo_id}: the Hub refused it ({e}). {retry}') from None
     except _transport_errors() as e:
         raise ConversionError(
-            f'Cannot push to {repo_id}: the Hub is unreachable ({type(e).__name__}: {e}). {retry}') from e
+            f'Cannot push to {repo_id}: the Hub is unreachable ({type(e).__name__}: {e}). {retry}') from None
     return str(commit)
-

@@ -21,11 +21,11 @@ import torch.nn as nn
 
 import timm
 from safetensors.torch import load_file
-from timm.models import save_for_hf
 from tqdm import tqdm
 
 from . import engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
 from .arms import ARMS, check_arms, training_order
+from .convert import write_weights_folder
 from .engine import TrainConfig, train
 from .robustness import (
     CorruptionBaseline,
@@ -183,7 +183,11 @@ def _train_arm(
     model = result.model.eval()
     if hasattr(model, 'set_token_label_training'):
         model.set_token_label_training(False)
-    save_for_hf(model, folder, model_args=dict(train_cfg.model_kwargs), safe_serialization=True)
+    classes = list_classes(Path(cfg.data_dir) / 'train')
+    write_weights_folder(
+        model, folder, input_size=train_cfg.img_size, model_args=dict(train_cfg.model_kwargs),
+        label_names=classes if len(classes) == model.num_classes else None,
+        source=f'trained by the fan_stl demo ({arm}, seed {seed})', overwrite=True)
     write_json_atomic(record, {'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds})
     return model, result.history, seconds
 

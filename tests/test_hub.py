@@ -1,20 +1,28 @@
 """Pretrained weights: registry entries, the order of sources and every loading path, offline."""
 import functools
+import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
+
+from types import SimpleNamespace
 
 import pytest
 import torch
+from huggingface_hub import HfApi
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import save_file
 
 import timm
 from timm.models import get_pretrained_cfg, save_for_hf
 
 from fan_stl import hub
-from fan_stl.hub import PretrainedWeightsError, WeightsMismatchError
+from fan_stl.hub import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
 
-from .weights_helpers import add_to_hf_cache, logits, offline_hub, random_model, save_official  # noqa: F401
+from .weights_helpers import (  # noqa: F401
+    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official, unsafe_pickle)
 
 VIT, HYBRID, TOKEN = 'fan_tiny_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_t_hybrid_stl'
 
@@ -69,19 +77,43 @@ def _source(name, overlay=None, cache_dir=None):
 
 def test_source_order(offline_hub, tmp_path, monkeypatch):
     fan, stl = 'fan_tiny_12_p16_224.in1k', 'fan_t_hybrid_stl.in1k'
-    assert _source(fan).kind == 'url'  # Hub copy neither published nor cached: the authors' release
-    stl_source = _source(stl)  # no URL: the Hub copy is the only source
-    assert (stl_source.kind, stl_source.location) == ('hf-hub', 'fan-stl/fan_t_hybrid_stl.in1k')
+    assert _source(fan).kind == 'url'  # Hub copy neither online nor cached: the authors' release
+    stl_source = _source(stl)  # no URL: the authors' Google Drive
+    assert (stl_source.kind, stl_source.location) == ('gdrive', hub.released_weight(stl).original)
     assert _source(fan, dict(file='w.pth')).kind == 'file'
     assert _source(fan, dict(state_dict={'a': torch.zeros(1)}, file='w.pth')).kind == 'state_dict'
     assert _source(fan, dict(source='hf-hub', hf_hub_id='me/x')).location == 'me/x'
-    monkeypatch.setattr(hub, 'PUBLISHED_HUB_REPOS', frozenset({'fan-stl/fan_tiny_12_p16_224.in1k'}))
-    assert _source(fan).kind == 'hf-hub'
-    monkeypatch.setattr(hub, 'PUBLISHED_HUB_REPOS', frozenset())
     add_to_hf_cache(offline_hub, 'fan-stl/fan_tiny_12_p16_224.in1k', _hub_folder(random_model(VIT), tmp_path / 'x'))
     assert _source(fan).kind == 'hf-hub'  # a cached copy is preferred to downloading from the URL
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(random_model(TOKEN), tmp_path / 'y'))
+    assert _source(stl).kind == 'hf-hub'  # ... and to the authors' Drive, with no code edit in between
     with pytest.raises(PretrainedWeightsError, match='No pretrained weights are released for fan_large_24_p16_224'):
         timm.create_model('fan_large_24_p16_224', pretrained=True)
+
+
+def test_published_hub_copy_takes_over_without_code_edit(offline_hub, monkeypatch):
+    """ Online, one metadata request decides: the Hub repo holds model.safetensors -> Hub, else the authors. """
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    published = set()
+    calls = []
+
+    def model_info(self, repo_id, revision=None, timeout=None, **kwargs):
+        calls.append((repo_id, timeout))
+        if repo_id not in published:
+            raise RepositoryNotFoundError(f'{repo_id} not found', response=None)
+        return SimpleNamespace(siblings=[SimpleNamespace(rfilename='model.safetensors')])
+
+    monkeypatch.setattr(HfApi, 'model_info', model_info)
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
+    assert _source('fan_t_hybrid_stl.in1k').kind == 'gdrive' and _source('fan_tiny_12_p16_224.in1k').kind == 'url'
+    published.update({'fan-stl/fan_t_hybrid_stl.in1k', 'fan-stl/fan_tiny_12_p16_224.in1k'})  # a maintainer publishes
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})  # a new process
+    assert _source('fan_t_hybrid_stl.in1k').kind == 'hf-hub' and _source('fan_tiny_12_p16_224.in1k').kind == 'hf-hub'
+    assert all(timeout <= 5 for _, timeout in calls)
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
+    calls.clear()
+    assert _source('fan_t_hybrid_stl.in1k').kind == 'gdrive' and not calls  # offline: no request at all
 
 
 # --- loading paths ----------------------------------------------------------------------------------------------
@@ -177,13 +209,116 @@ def test_features_only_loads_backbone(tmp_path):
 
 # --- failures: one clear message each ---------------------------------------------------------------------------
 
-def test_offline_with_nothing_cached_names_repo_and_fixes(offline_hub):
+def test_offline_with_nothing_cached_one_clear_message(offline_hub, fake_drive):
+    start = time.perf_counter()
     with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(TOKEN, pretrained=True)
     message = str(info.value)
-    assert 'fan-stl/fan_t_hybrid_stl.in1k' in message and 'not in the local Hugging Face cache' in message
-    assert 'hf download fan-stl/fan_t_hybrid_stl.in1k' in message and 'python -m fan_stl convert' in message
-    assert 'drive.google.com' in message
+    assert time.perf_counter() - start < 5 and not fake_drive.calls
+    assert 'not cached' in message and 'HF_HUB_OFFLINE=1' in message and 'drive.google.com' in message
+    assert 'pretrained_cfg_overlay=dict(file=PATH)' in message and '--checkpoint PATH' in info.value.cli_message
+    assert 'hf download' not in message  # no advice to fetch a repo that may not exist
+    assert info.value.__suppress_context__ or info.value.__cause__ is None  # no chained traceback
+
+
+def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, monkeypatch):
+    """ Online mode but no network: the Hub check and the Drive download fail once each, quickly, one message. """
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
+
+    def unreachable(self, repo_id, **kwargs):
+        raise OSError('[Errno -2] Name or service not known')
+
+    monkeypatch.setattr(HfApi, 'model_info', unreachable)
+    start = time.perf_counter()
+    with pytest.raises(PretrainedWeightsError) as info:
+        timm.create_model(TOKEN, pretrained=True)
+    assert time.perf_counter() - start < 5 and len(fake_drive.calls) == 1
+    assert "Downloading fan_t_hybrid_stl.in1k from the authors' Google Drive" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_cached_hub_copy_without_network_loads_at_once(offline_hub, tmp_path, monkeypatch):
+    """ Online mode, no network, a cached Hub copy: it is read directly, without huggingface_hub's retries. """
+    source = random_model(TOKEN)
+    snapshot = add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(source, tmp_path / 'x'))
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
+
+    def unreachable(self, repo_id, **kwargs):
+        raise OSError('[Errno -2] Name or service not known')
+
+    def no_download(*args, **kwargs):
+        raise AssertionError('the Hub must not be asked again')
+
+    monkeypatch.setattr(HfApi, 'model_info', unreachable)
+    monkeypatch.setattr(timm.models._hub, 'hf_hub_download', no_download)
+    model = timm.create_model(TOKEN, pretrained=True).eval()
+    assert model.pretrained_cfg['file'] == str(snapshot / 'model.safetensors')
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
+# --- the authors' Google Drive -------------------------------------------------------------------------------------
+
+def test_drive_first_load_converts_and_caches_then_reads_safetensors_only(offline_hub, fake_drive, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)  # not published
+    source = random_model(TOKEN)
+    weight = hub.released_weight('fan_t_hybrid_stl.in1k')
+    original = save_official(source, tmp_path / 'fan_t_stl.pth.tar')
+    fake_drive.files[weight.drive_id] = original
+    first = timm.create_model(TOKEN, pretrained=True).eval()
+    torch.testing.assert_close(logits(first), logits(source), rtol=0, atol=0)
+    assert fake_drive.calls[0]['quiet'] is False  # gdown shows its progress bar
+    cached = list(hub.authors_cache_dir().iterdir())
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    assert [p.name for p in cached] == [f'fan_t_hybrid_stl.in1k.gdrive-{weight.drive_id}.sha256-{digest}.safetensors']
+    assert first.pretrained_cfg['file'] == str(cached[0])
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError('a later load must not unpickle anything')
+
+    monkeypatch.setattr(torch, 'load', no_pickle)
+    start = time.perf_counter()
+    second = timm.create_model('fan_tiny_8_p4_hybrid_stl', pretrained=True).eval()  # long name, same weight
+    assert time.perf_counter() - start < 10  # model build included; the load itself is a safetensors read
+    assert len(fake_drive.calls) == 1
+    torch.testing.assert_close(logits(second), logits(source), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('page, named', [
+    (b'<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title>Too many users have viewed or downloaded '
+     b'this file recently.</html>', 'quota page'),
+    (b'<html><body>Sign in - Google Accounts</body></html>', 'web page'),
+])
+def test_drive_html_instead_of_weights_named(offline_hub, fake_drive, tmp_path, monkeypatch, page, named):
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
+    (tmp_path / 'page.html').write_bytes(page)
+    fake_drive.files[hub.released_weight('fan_t_hybrid_stl.in1k').drive_id] = tmp_path / 'page.html'
+    with pytest.raises(PretrainedWeightsError) as info:
+        timm.create_model(TOKEN, pretrained=True)
+    message = str(info.value)
+    assert f'Google Drive sent' in message and named in message and 'instead of the weights' in message
+    assert 'by hand' in message and 'pretrained_cfg_overlay=dict(file=PATH)' in message
+    assert not list(hub.authors_cache_dir().glob('*.safetensors'))  # nothing cached, no partial file left
+
+
+def test_drive_quota_error_from_gdown_named(offline_hub, fake_drive, monkeypatch):
+    import gdown
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
+
+    def quota(**kwargs):
+        raise gdown.exceptions.FileURLRetrievalError('Cannot retrieve the public link of the file. You may need to '
+                                                     "change the permission to 'Anyone with the link', or have had "
+                                                     'many accesses.')
+
+    monkeypatch.setattr(gdown, 'download', quota)
+    with pytest.raises(PretrainedWeightsError, match=r"(?s)Google Drive .* failed \(FileURLRetrievalError: .*many "
+                                                     r'accesses.*by hand'):
+        timm.create_model(TOKEN, pretrained=True)
 
 
 def test_truncated_checkpoint_file(tmp_path):
@@ -224,3 +359,85 @@ def test_token_checkpoint_into_plain_hybrid_drops_aux_head(tmp_path):
     model = timm.create_model(HYBRID, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
     expected = {k: v for k, v in source.state_dict().items() if not k.startswith('aux_head.')}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+
+
+# --- loading never misleads: one test per kind of bad file -----------------------------------------------------------
+
+def test_pickle_that_runs_code_is_reported_unsafe_and_not_run(tmp_path):
+    path, marker = unsafe_pickle(tmp_path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    message = str(info.value)
+    assert 'holds code / unsupported global' in message and 'system' in message and 'not executed' in message
+    assert 'truncated' not in message and 'corrupt' not in message
+    assert not marker.exists()
+
+
+def test_hf_hub_and_local_dir_failures_are_package_errors(offline_hub, tmp_path):
+    folder = _hub_folder(random_model(VIT), tmp_path / 'no_weights')
+    (folder / 'model.safetensors').unlink()
+    with pytest.raises(PretrainedWeightsError, match='holds no weight file'):
+        timm.create_model(f'local-dir:{folder}', pretrained=True)
+    add_to_hf_cache(offline_hub, 'someone/cut', folder)
+    with pytest.raises(PretrainedWeightsError, match='not in the local Hugging Face cache'):
+        timm.create_model('hf-hub:someone/cut', pretrained=True)
+
+
+def test_file_with_its_own_num_classes_keeps_the_heads(tmp_path):
+    source = random_model(TOKEN, num_classes=7)
+    path = save_official(source, tmp_path / 'tuned.pth.tar')
+    model = timm.create_model(TOKEN, pretrained=True, num_classes=7, pretrained_cfg_overlay=dict(file=str(path)))
+    torch.testing.assert_close(logits(model.eval()), logits(source), rtol=0, atol=0)
+    assert model.pretrained_cfg['num_classes'] == 7
+
+
+def _nan_model(name):
+    model = random_model(name)
+    with torch.no_grad():
+        model.blocks[0].attn.q.weight[0, 0] = float('nan')
+    return model
+
+
+def test_non_finite_weights_refused_on_every_path(offline_hub, tmp_path):
+    source = _nan_model(VIT)
+    path = save_official(source, tmp_path / 'nan.pth.tar')
+    folder = _hub_folder(source, tmp_path / 'nan_folder')
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_tiny_12_p16_224.in1k', folder)
+    for kwargs in (dict(model_name=VIT, pretrained_cfg_overlay=dict(file=str(path))),
+                   dict(model_name=VIT, pretrained_cfg_overlay=dict(state_dict=source.state_dict())),
+                   dict(model_name=f'local-dir:{folder}'),
+                   dict(model_name=VIT)):  # the cached Hub copy
+        with pytest.raises(PretrainedWeightsError, match=r'NaN / Inf values in 1 tensors \(blocks.0.attn.q.weight'):
+            timm.create_model(pretrained=True, **kwargs)
+
+
+@pytest.mark.parametrize('content, match', [
+    ([torch.zeros(2)], 'holds a list, not a state dict'),
+    ({'a': 1, 'b': 'x'}, r"entries \['a', 'b'\] are not tensors"),
+])
+def test_file_that_is_not_a_state_dict(tmp_path, content, match):
+    torch.save(content, tmp_path / 'w.pth')
+    with pytest.raises(PretrainedWeightsError, match=match):
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'w.pth')))
+
+
+def test_missing_file():
+    with pytest.raises(PretrainedWeightsError, match='nowhere.pth does not exist'):
+        timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file='nowhere.pth'))
+
+
+def test_load_weights_file_gives_the_messages_of_file_overlay(tmp_path):
+    """ What token-label teachers and `eval --checkpoint` use for an already built model. """
+    model = random_model(HYBRID)
+    wrong = save_official(random_model(VIT), tmp_path / 'vit.pth.tar')
+    with pytest.raises(WeightsMismatchError, match='The checkpoint fits: fan_tiny_12_p16_224.'):
+        hub.load_weights_file(model, wrong)
+    cut = save_official(random_model(HYBRID), tmp_path / 'cut.pth.tar')
+    cut.write_bytes(cut.read_bytes()[:1000])
+    with pytest.raises(PretrainedWeightsError, match='truncated or corrupt'):
+        hub.load_weights_file(model, cut)
+    with pytest.raises(PretrainedWeightsError, match='missing.pth does not exist'):
+        hub.load_weights_file(model, tmp_path / 'missing.pth')
+    source = random_model(HYBRID)
+    hub.load_weights_file(model, save_official(source, tmp_path / 'ok.pth.tar'))
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)

@@ -2,6 +2,7 @@
 import argparse
 import shutil
 from pathlib import Path
+from typing import Dict, List
 
 import pytest
 import torch
@@ -69,3 +70,46 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     torch_home = tmp_path / 'torch_hub'
     monkeypatch.setattr(torch.hub, '_hub_dir', str(torch_home))
     return cache
+
+
+class FakeDrive:
+    """ Stands in for `gdown.download`: serves local files by Google Drive id and records every call. """
+
+    def __init__(self):
+        self.files: Dict[str, Path] = {}
+        self.calls: List[dict] = []
+
+    def download(self, url=None, output=None, quiet=False, id=None, **kwargs):
+        self.calls.append(dict(id=id, output=output, quiet=quiet, **kwargs))
+        if id not in self.files:
+            raise ConnectionError(f'no route to drive.google.com for {id}')
+        shutil.copyfile(self.files[id], output)
+        return output
+
+
+@pytest.fixture
+def fake_drive(monkeypatch) -> FakeDrive:
+    """ Replace gdown's download function by local copies (the tests never reach Google Drive). """
+    import gdown
+    drive = FakeDrive()
+    monkeypatch.setattr(gdown, 'download', drive.download)
+    return drive
+
+
+class RunsCode:
+    """ Pickles to a call of os.system that would create a marker file if anything ever unpickled it. """
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}',)
+
+
+def unsafe_pickle(folder: Path):
+    """ A training-dict checkpoint whose pickle runs a shell command; returns (path, marker that must stay absent). """
+    marker = Path(folder) / 'MARKER_code_was_executed'
+    path = Path(folder) / 'unsafe.pth.tar'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'payload': RunsCode(marker)}, path)
+    return path, marker

@@ -1,36 +1,72 @@
-"""`python -m fan_stl convert CHECKPOINT --model NAME --out DIR [--push REPO]`: official weights to a Hub repo folder."""
+"""`python -m fan_stl convert CHECKPOINT --model NAME --out DIR [--push REPO]`: a checkpoint to a Hub repo folder."""
 import argparse
 import sys
 
-from fan_stl.convert import convert_checkpoint, push_to_hub
-from fan_stl.hub import PretrainedWeightsError
+
+def image_size(text: str) -> int:
+    """ argparse type: a positive multiple of FAN's token stride 16. """
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+    if size < 16 or size % 16:
+        raise argparse.ArgumentTypeError(f'{size}: FAN models need a positive multiple of 16 (e.g. 224)')
+    return size
+
+
+def positive_int(text: str) -> int:
+    """ argparse type: an integer >= 1. """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value}: must be at least 1')
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
+    from fan_stl.convert import convert_checkpoint, push_to_hub
+    from fan_stl.hub import PretrainedWeightsError
+
     try:
         result = convert_checkpoint(
-            args.checkpoint, args.model, args.out, use_ema=not args.no_ema, repo_id=args.push, img_size=args.img_size)
+            args.checkpoint, args.model, args.out, use_ema=not args.no_ema, repo_id=args.push,
+            img_size=args.img_size, num_classes=args.num_classes, released_tag=args.released,
+            overwrite=args.overwrite)
         print(result.summary())
         if args.push:
-            print(f'Pushed to https://huggingface.co/{args.push}: {push_to_hub(args.out, args.push, args.private)}')
+            commit = push_to_hub(args.out, args.push, args.private, files=result.files)
+            print(f'Pushed {", ".join(result.files)} to https://huggingface.co/{args.push}: {commit}')
     except PretrainedWeightsError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {e.cli_message}', file=sys.stderr)
         return 1
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'convert', help='convert an official FAN / STL checkpoint to safetensors + config.json + model card',
-        description='Convert an official FAN / STL checkpoint (flat or training dict, no pickled code executed), '
-                    'load it strictly, check a forward pass, write model.safetensors, config.json and README.md, '
-                    'and optionally push the folder to the Hugging Face Hub.')
-    parser.add_argument('checkpoint', help='official .pth / .pth.tar / .safetensors file')
+        'convert', help='convert a FAN / STL checkpoint to safetensors + config.json + model card',
+        description='Convert a FAN / STL checkpoint (official or fine-tuned, flat or training dict; no pickled code '
+                    'executed), load it strictly, check a forward pass, write model.safetensors, config.json and '
+                    "README.md, and optionally push exactly those files to the Hugging Face Hub. The card names the "
+                    "authors' weights, licence and numbers only for a released file (sha256 verified); any other "
+                    'checkpoint gets a neutral card.')
+    parser.add_argument('checkpoint', help='.pth / .pth.tar / .safetensors file')
     parser.add_argument('--model', required=True,
-                        help='registered architecture, with the tag of the weight, e.g. fan_l_hybrid_stl.in1k')
-    parser.add_argument('--out', required=True, help='output folder (created; existing files are overwritten)')
-    parser.add_argument('--push', metavar='REPO', help='upload the folder to this Hub repo, e.g. fan-stl/NAME.TAG')
+                        help='registered architecture, e.g. fan_l_hybrid_stl')
+    parser.add_argument('--out', required=True,
+                        help='output folder: new or empty (see --overwrite)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into an --out folder that already holds files (replaces the weight files)')
+    parser.add_argument('--num-classes', type=positive_int, metavar='N',
+                        help='classes of a fine-tuned checkpoint (default: 1000)')
+    parser.add_argument('--img-size', type=image_size, metavar='PX',
+                        help='input size the weights were trained at: config.json and the sanity forward '
+                             "(default: the architecture's, 224)")
+    parser.add_argument('--released', metavar='TAG',
+                        help="assert the file is the authors' release TAG (e.g. in1k); verified by sha256")
+    parser.add_argument('--push', metavar='REPO', help='upload the written files to this Hub repo')
     parser.add_argument('--private', action='store_true', help='create the Hub repo as private')
     parser.add_argument('--no-ema', action='store_true', help='convert the raw weights even when EMA weights exist')
-    parser.add_argument('--img-size', type=int, help="input size of the sanity forward (default: the weight's)")
     parser.set_defaults(func=run)

@@ -44,7 +44,6 @@ from timm.models import (
     generate_default_cfgs,
     register_model,
     register_model_deprecations,
-    resolve_pretrained_cfg,
 )
 from timm.models._features import feature_take_indices
 from timm.models._features_fx import register_notrace_function
@@ -65,7 +64,11 @@ def _device_dtype(module: nn.Module) -> dict:
 
 @register_notrace_function  # FX: a leaf call, so the check still runs on real shapes
 def check_input_size(x: torch.Tensor) -> None:
-    """ Raise a clear error unless the image height and width are positive multiples of the token stride (16). """
+    """ Raise a clear error unless the input is a batch (B, C, H, W) of images whose height and width are positive
+    multiples of the token stride (16). """
+    if x.dim() != 4:
+        raise ValueError(f'FAN models take a batch of images (B, C, H, W); got a {x.dim()}-D tensor. For one image '
+                         'of shape (C, H, W), add the batch dimension: model(x.unsqueeze(0)).')
     H, W, stride = x.shape[-2], x.shape[-1], 16  # TOKEN_STRIDE (TorchScript cannot read module globals)
     if H % stride != 0 or W % stride != 0 or H < stride or W < stride:
         raise ValueError(
@@ -668,14 +671,8 @@ def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
         hub.check_pretrained_tag(variant, tag)
     filter_fn = checkpoint_filter_fn
     source = nullcontext()
-    if pretrained:
-        # Choose the weight source explicitly (order in fan_stl.hub) and make timm's own choice agree with it.
-        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
-        weight_source = hub.resolve_weight_source(variant, cfg.to_dict(), kwargs.get('cache_dir'))
-        kwargs['pretrained_cfg_overlay'] = {**(kwargs.get('pretrained_cfg_overlay') or {}), **weight_source.cfg_overlay}
-        source = weight_source.loading()
-        if kwargs.get('pretrained_strict', True):
-            filter_fn = hub.checked_filter(checkpoint_filter_fn)
+    if pretrained:  # the weight source is chosen (and fetched) explicitly, in the order of fan_stl.hub
+        source, filter_fn = hub.prepare_pretrained(variant, kwargs, checkpoint_filter_fn)
     with source:
         return build_model_with_cfg(
             FAN,

@@ -16,7 +16,6 @@ and turns its token logits into compact `TokenTargets`:
 
 The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
 """
-import argparse
 import contextlib
 import os
 from typing import Callable, ContextManager, Dict, Optional
@@ -26,8 +25,8 @@ import torch
 import torch.nn as nn
 
 import timm
-from timm.models import load_checkpoint
 
+from ..hub import load_weights_file
 from .targets import TokenTargets
 
 __all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
@@ -138,8 +137,7 @@ def load_teacher(
                 f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
                 f'(--teacher-model fan_t_hybrid_tl).')
         teacher = timm.create_model(model_name, **kwargs)
-        with torch.serialization.safe_globals([argparse.Namespace]):  # train.py checkpoints hold their args
-            load_checkpoint(teacher, name_or_checkpoint, use_ema=True, weights_only=True)
+        load_weights_file(teacher, name_or_checkpoint)  # the messages of `file=`, EMA weights first
     elif timm.is_model(name_or_checkpoint.split('.')[0]):
         teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
     else:
