@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ('torch', 'timm')
 # command modules that still import torch at their top (their owners move those imports into `run`); strict: once
 # they are light, the xfail turns into a failure that says to drop the entry
-TOP_LEVEL_HEAVY = {'convert'}
+TOP_LEVEL_HEAVY = set()
 
 
 def python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
