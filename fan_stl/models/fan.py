@@ -27,6 +27,10 @@ Token-head models (`*_tl`: the FAN token labeler of STL stage 1, `*_stl`: the ST
 per-token classifier `aux_head`. Their `forward` returns `cls_logits + 0.5 * token_logits.max(1)` (the evaluation
 rule behind STL's published numbers); `fuse_token_logits=False` selects the class head alone, `forward_dense`
 returns both logits, and `set_token_label_training(True)` makes a training-mode `forward` return them too.
+
+Two explicit training arguments serve the other mixing methods (`fan_stl.stl`), without hooks or module state:
+`token_mix=(own, partner)` mixes the tokens right after the patch embedding (MixToken), and `forward(x,
+return_attn=True)` also returns the last class-attention block's class -> patch attention (PAL, TransMix).
 """
 from contextlib import nullcontext
 from functools import partial
@@ -704,7 +708,9 @@ class FAN(nn.Module):
         """
         x, attn = self._forward_features_attn(x, token_mix, return_attn)
         out = self.forward_head(x)
-        if attn is not None:
+        if return_attn:
+            if attn is None:
+                raise ValueError('return_attn needs the class-attention blocks (this model was pruned).')
             return out, attn
         return out
 

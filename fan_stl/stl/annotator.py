@@ -19,7 +19,8 @@ Supported heads (the `kind` attribute):
 * `'token-head'`: models with a per-token head `aux_head` (FAN `*_tl` / `*_stl`): that head on every patch token.
 Any other head (attention pooling, heads with layers after the pooling that are not per-location, ...) is refused
 with a message naming these kinds. The decomposition is verified on the first batch: the post-pool layers applied
-to the pooled features must reproduce the model's own `forward_head(..., pre_logits=True)`.
+to the pooled features must reproduce the model's own `forward_head(..., pre_logits=True)` (checked in eval mode,
+which `TeacherTokenLabeler` sets).
 """
 from typing import Callable, Optional, Tuple
 
@@ -41,7 +42,8 @@ _POOLS = {
 
 def _refuse(model: nn.Module, why: str) -> ValueError:
     return ValueError(
-        f'{type(model).__name__} cannot be a dense token annotator: {why}. Supported heads: {", ".join(SUPPORTED_HEADS)} '
+        f'{type(model).__name__} cannot be a dense token annotator: {why}. '
+        f'Supported heads: {", ".join(SUPPORTED_HEADS)} '
         f'(pool -> optional norm/MLP -> linear classifier, e.g. ResNet, RegNet, EfficientNet, ConvNeXt, ViT/DeiT, '
         f'FAN token labelers).')
 
@@ -111,7 +113,7 @@ class DenseAnnotator(nn.Module):
 
     def _check_decomposition(self, features: torch.Tensor) -> None:
         """ The post-pool layers on the pooled features must give the model's own pre-logits (once). """
-        if self._verified or self._pool is None:
+        if self._verified or self._pool is None or self.model.training:  # dropout would break the comparison
             return
         pooled = self._pool(features if features.ndim == 3 else features.float())
         expected = self.model.forward_head(features, pre_logits=True)

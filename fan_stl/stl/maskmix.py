@@ -161,7 +161,8 @@ class MaskMix(RecordMixer):
             raise ValueError(
                 f'MaskMix needs cell_tokens >= 1, alpha > 0 and 0 <= prob <= 1; got {cell_tokens}, {alpha}, {prob}.')
         if mode not in ('batch', 'elem'):
-            raise ValueError(f"MaskMix mode must be 'batch' (one ratio per batch) or 'elem' (per sample); got {mode!r}.")
+            raise ValueError(
+                f"MaskMix mode must be 'batch' (one ratio per batch) or 'elem' (per sample); got {mode!r}.")
         pair_partners(1, pairing)  # validates the name
         self.cell_tokens, self.alpha, self.mode, self.pairing, self.prob = cell_tokens, alpha, mode, pairing, prob
 

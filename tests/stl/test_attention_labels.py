@@ -39,7 +39,8 @@ def test_pal_with_fixed_and_cosine_alpha():
     alpha = pal_alpha(torch.zeros(2, 3), soft, record)
     expected = 1 / (area_target.norm(dim=1) * 3 ** 0.5)
     torch.testing.assert_close(alpha, expected)
-    torch.testing.assert_close(pal_lam(attn, record, alpha), alpha * torch.tensor([0.2, 0.0]) + (1 - alpha) * record.lam)
+    expected_lam = alpha * torch.tensor([0.2, 0.0]) + (1 - alpha) * record.lam
+    torch.testing.assert_close(pal_lam(attn, record, alpha), expected_lam)
 
 
 def test_pal_alpha_gradient_is_detached_by_default_and_kept_on_request():
