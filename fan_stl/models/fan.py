@@ -39,6 +39,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, LayerNorm2d, trunc_normal_, use_fused_attn
@@ -705,7 +706,11 @@ class FAN(nn.Module):
             return_attn: Return `(output, attn)`: `attn (B, N)` is the class-token attention of the last
                 class-attention block over the patch tokens, averaged over heads and detached (for PAL / TransMix;
                 the class token's attention to itself is left out, so a row sums to slightly less than 1).
+            Both training arguments are ignored while FX traces the model (feature extraction traces inference).
         """
+        if not torch.jit.is_scripting():
+            if is_fx_symbolic_tracing():  # FX traces the inference graph; the training arguments stay out of it
+                token_mix, return_attn = None, False
         x, attn = self._forward_features_attn(x, token_mix, return_attn)
         out = self.forward_head(x)
         if return_attn:
