@@ -13,7 +13,12 @@ blended with that map, and the per-token record is the map averaged over each to
   `mixup_enabled`), expressed as a record: Mixup owns `lam` of every token; CutMix owns, per token, the fraction of
   its pixels outside the box.
 * `MixProSchedule`: MaskMix with probability `p_maskmix`, else `TimmMixing` (MixPro: 0.5, i.e. 50 % MaskMix, 25 %
-  Mixup, 25 % CutMix with timm's `switch_prob=0.5`).
+  Mixup, 25 % CutMix with timm's `switch_prob=0.5`). `p_maskmix=0` means no MaskMix (MixPro's code then uses
+  MaskMix on every batch, a quirk not reproduced).
+
+Cell size: MixPro's 56 px cells are 4 tokens of its patch-14 DeiTs (a 4 x 4 grid at 224 px). With 16 px tokens a
+224 px image is 14 tokens wide, so `cell_tokens=7` gives a 2 x 2 grid, 2 a 7 x 7 grid, and the default 4 a 4 x 4
+grid of 64 px cells whose last row and column are cropped to 32 px (every token still belongs to one image).
 
 Each is a timm-`Mixup`-compatible callable `(input, target) -> (input, packed)` for float batches, and
 `CollateMixing(mixer)` is the `FastCollateMixup` variant (uint8 samples, timm's prefetcher path). The packed target is

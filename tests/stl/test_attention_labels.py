@@ -65,3 +65,19 @@ def test_bad_attention_is_named():
         attention_own_share(torch.rand(2, 5), _record())
     with pytest.raises(ValueError, match='fixed PAL alpha'):
         pal_lam(torch.rand(2, 4), _record(), 1.5)
+
+
+def test_pal_on_a_fan_forward_with_a_maskmix_batch():
+    import numpy as np
+    import timm
+    from fan_stl.stl.maskmix import MaskMix
+    np.random.seed(0)
+    model = timm.create_model('fan_tiny_12_p16_224', depth=1, num_classes=5).eval()
+    mixed, packed = MaskMix(cell_tokens=1, pairing='flip', num_classes=5)(torch.randn(4, 3, 64, 64), torch.arange(4))
+    soft, record = MixRecord.unpack(packed, 5)
+    with torch.no_grad():
+        logits, attn = model(mixed, return_attn=True)
+    lam = pal_lam(attn, record, pal_alpha(logits, soft, record))
+    assert lam.shape == (4,) and ((lam >= 0) & (lam <= 1)).all()
+    target = class_target(soft, relabel(record, lam))
+    torch.testing.assert_close(target.sum(-1), torch.ones(4))
