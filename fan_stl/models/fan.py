@@ -27,6 +27,10 @@ Token-head models (`*_tl`: the FAN token labeler of STL stage 1, `*_stl`: the ST
 per-token classifier `aux_head`. Their `forward` returns `cls_logits + 0.5 * token_logits.max(1)` (the evaluation
 rule behind STL's published numbers); `fuse_token_logits=False` selects the class head alone, `forward_dense`
 returns both logits, and `set_token_label_training(True)` makes a training-mode `forward` return them too.
+
+Two explicit training arguments serve the other mixing methods (`fan_stl.stl`), without hooks or module state:
+`token_mix=(own, partner)` mixes the tokens right after the patch embedding (MixToken), and `forward(x,
+return_attn=True)` also returns the last class-attention block's class -> patch attention (PAL, TransMix).
 """
 from contextlib import nullcontext
 from functools import partial
@@ -35,6 +39,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, LayerNorm2d, trunc_normal_, use_fused_attn
@@ -75,6 +80,24 @@ def check_input_size(x: torch.Tensor) -> None:
             f'FAN models need an input height and width that are positive multiples of the token stride {stride}; '
             f'got {H}x{W}. Resize or crop the images, e.g. to '
             f'{max(stride, H // stride * stride)}x{max(stride, W // stride * stride)}.')
+
+
+def mix_token_map(x: torch.Tensor, own: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """ MixToken on a patch-embedded map: `own * x + (1 - own) * x[partner]` per token.
+
+    Args:
+        x: Patch embedding `(B, C, H, W)`.
+        own: `(B, H * W)` share of each token (row-major grid) kept from the sample itself; 0 = the partner's token.
+        partner: `(B,)` batch index of the sample whose tokens fill the rest.
+    """
+    B, _, H, W = x.shape
+    if own.dim() != 2 or own.shape[0] != B or own.shape[1] != H * W or partner.dim() != 1 or partner.shape[0] != B:
+        raise ValueError(
+            f'token_mix for a batch of {B} on a {H}x{W} token grid must be (own ({B}, {H * W}), partner ({B},)); '
+            f'got {list(own.shape)} and {list(partner.shape)}. Build it for the image size the model sees '
+            '(one token per 16 pixels).')
+    own = own.reshape(B, 1, H, W).to(x.dtype)
+    return x * own + x[partner] * (1. - own)  # exact for own in {0, 1}: x * 1 + y * 0 == x
 
 
 class ConvPatchEmbed(nn.Module):
@@ -492,15 +515,29 @@ class FAN(nn.Module):
 
     def _forward_cls(self, x: torch.Tensor) -> torch.Tensor:
         """ Append the class token after the FAN blocks and run the class-attention blocks. """
+        return self._forward_cls_attn(x, False)[0]
+
+    def _forward_cls_attn(self, x: torch.Tensor, return_attn: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """ `_forward_cls`, plus (when asked) the last class-attention block's class -> patch attention `(B, N)`. """
         if self.cls_token is None:
-            return x
+            return x, None
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        for blk in self.cls_attn_blocks:
+        attn: Optional[torch.Tensor] = None
+        for i, blk in enumerate(self.cls_attn_blocks):
+            if return_attn and i == len(self.cls_attn_blocks) - 1:
+                with torch.no_grad():  # the class query's softmax row, recomputed from the block's own q / k
+                    xn = blk.norm1(x)
+                    B, N, C = xn.shape
+                    heads = blk.attn.num_heads
+                    q = blk.attn.q(xn[:, 0]).reshape(B, heads, 1, C // heads)
+                    k = blk.attn.k(xn).reshape(B, N, heads, C // heads).transpose(1, 2)
+                    scores = (q * blk.attn.scale) @ k.transpose(-2, -1)
+                    attn = scores.float().softmax(dim=-1).mean(dim=1)[:, 0, 1:]
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 x = checkpoint(blk, x)
             else:
                 x = blk(x)
-        return x
+        return x, attn
 
     def forward_intermediates(
             self,
@@ -580,18 +617,37 @@ class FAN(nn.Module):
             self.reset_classifier(0, '')
         return take_indices
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """ Image -> normalised tokens (B, 1 + N, C), class token first. """
+    def forward_features(
+            self,
+            x: torch.Tensor,
+            token_mix: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """ Image -> normalised tokens (B, 1 + N, C), class token first.
+
+        `token_mix = (own (B, N), partner (B,))` mixes the tokens right after the patch embedding (for hybrids:
+        after the ConvNeXt stem and its projection), before the positional encoding: MixToken (see `mix_token_map`).
+        """
+        return self._forward_features_attn(x, token_mix, False)[0]
+
+    def _forward_features_attn(
+            self,
+            x: torch.Tensor,
+            token_mix: Optional[Tuple[torch.Tensor, torch.Tensor]],
+            return_attn: bool,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         check_input_size(x)
         x = self.patch_embed(x)
         H, W = x.shape[-2:]
+        if token_mix is not None:
+            x = mix_token_map(x, token_mix[0], token_mix[1])
         x = self._tokens(x, H, W)
         for blk in self.blocks:
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 x = checkpoint(blk, x, H, W)
             else:
                 x = blk(x, H, W)
-        return self.norm(self._forward_cls(x))
+        x, attn = self._forward_cls_attn(x, return_attn)
+        return self.norm(x), attn
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         if self.global_pool == 'avg':
@@ -619,19 +675,52 @@ class FAN(nn.Module):
             return logits + 0.5 * token_logits.amax(dim=1)  # STL's evaluation rule
         return logits
 
-    def forward_dense(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """ Image -> `(cls_logits (B, K), token_logits (B, N, K))`, whatever the mode and flags. """
+    def forward_dense(
+            self,
+            x: torch.Tensor,
+            token_mix: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ Image -> `(cls_logits (B, K), token_logits (B, N, K))`, whatever the mode and flags.
+
+        `token_mix`: MixToken after the patch embedding, as in `forward_features`. The token logits are returned
+        as computed (position n of sample b may hold the partner's token); `fan_stl.stl.mixtoken.unmix_tokens`
+        realigns them with each image.
+        """
         if self.aux_head is None or self.num_classes == 0:
             raise ValueError(
                 'forward_dense needs a token-head model with classifier heads (a `*_tl` / `*_stl` variant, '
                 'num_classes > 0).')
-        x = self.forward_features(x)
+        x = self.forward_features(x, token_mix)
         cls_logits = self.head(self.head_drop(self._pool(x)))
         return cls_logits, self.aux_head(x[:, self.num_prefix_tokens:])
 
-    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        x = self.forward_features(x)
-        return self.forward_head(x)
+    def forward(
+            self,
+            x: torch.Tensor,
+            token_mix: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+            return_attn: bool = False,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor],
+               Tuple[Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]], torch.Tensor]]:
+        """ Image -> logits (see the module docstring).
+
+        Args:
+            x: Images `(B, C, H, W)`.
+            token_mix: MixToken `(own (B, N), partner (B,))` after the patch embedding, as in `forward_features`.
+            return_attn: Return `(output, attn)`: `attn (B, N)` is the class-token attention of the last
+                class-attention block over the patch tokens, averaged over heads and detached (for PAL / TransMix;
+                the class token's attention to itself is left out, so a row sums to slightly less than 1).
+            Both training arguments are ignored while FX traces the model (feature extraction traces inference).
+        """
+        if not torch.jit.is_scripting():
+            if is_fx_symbolic_tracing():  # FX traces the inference graph; the training arguments stay out of it
+                token_mix, return_attn = None, False
+        x, attn = self._forward_features_attn(x, token_mix, return_attn)
+        out = self.forward_head(x)
+        if return_attn:
+            if attn is None:
+                raise ValueError('return_attn needs the class-attention blocks (this model was pruned).')
+            return out, attn
+        return out
 
 
 def checkpoint_filter_fn(state_dict: dict, model: FAN) -> dict:

@@ -1,0 +1,87 @@
+"""Attention-based class targets: MixPro's progressive attention labeling (PAL) and TransMix.
+
+Both rewrite only `MixRecord.lam` (the class-target share of each sample's own image) after the forward pass, from
+the class-token attention over the patch tokens `attn (B, N)` (FAN: `model(x, return_attn=True)`, the last
+class-attention block, averaged over heads, detached). With `own` the record's per-token own share:
+
+    lam_attn = sum_n own[b, n] * attn[b, n] / sum_n attn[b, n]          (attention mass on the own region)
+
+* TransMix (released code): `lam = (lam_area + lam_attn) / 2`. (The TransMix paper describes the attention term
+  alone; its code averages it with the area.)
+* PAL (MixPro's code): `lam = alpha * lam_attn + (1 - alpha) * lam_area`, with the per-sample "progressive factor"
+  `alpha = cos(area class target, softmax(logits))`, in [0, 1]: near 0 while predictions are uniform (the area label
+  rules), towards 1 once they follow the mixed target (the attention label takes over). MixPro does not detach
+  `alpha`, so gradients also flow through the label; `detach_alpha=False` reproduces that, the default detaches it.
+  `alpha` may also be given as a fixed number: 0.5 is the equal average that MixPro's code leaves commented out (and
+  TransMix's rule). The spec this was written from records no other published form of alpha (the MixPro paper text
+  was not consulted), so none is offered.
+
+Where they apply: MixPro uses PAL on MaskMix batches only, TransMix on CutMix batches only. A Mixup record owns the
+same share of every token, so `lam_attn = lam_area` and both rules leave it unchanged: applying them to every batch
+only differs from the originals on the spatial batches of the other method (PAL on CutMix, TransMix on MaskMix).
+MixPro's loss uses the unsmoothed one-hot targets with the rewritten lam; here the class target is
+`class_target(soft, relabel(record, lam))` with the record's own (smoothed) targets: set label smoothing 0 for
+MixPro's exact loss.
+"""
+import dataclasses
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+
+from .maskmix import class_target
+from .mix_record import MixRecord
+
+__all__ = ['attention_own_share', 'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel']
+
+
+def _check_attention(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
+    if tuple(attn.shape) != record.shape:
+        raise ValueError(
+            f'Attention {tuple(attn.shape)} does not match the mix record {record.shape}: pass the class-token '
+            f'attention over the patch tokens only (B, N), on the token grid the record was made for.')
+    if (attn < 0).any():
+        raise ValueError('Attention weights must be non-negative (a softmax row).')
+    return attn.detach().float()
+
+
+def attention_own_share(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
+    """ `(B,)` share of each sample's patch attention that falls on its own content (`lam_attn`). """
+    attn = _check_attention(attn, record)
+    total = attn.sum(dim=1).clamp_min(torch.finfo(attn.dtype).tiny)
+    return (record.own.to(attn) * attn).sum(dim=1) / total
+
+
+def transmix_lam(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
+    """ TransMix's class share `(lam_area + lam_attn) / 2`, `(B,)`. """
+    return 0.5 * (record.lam.float() + attention_own_share(attn, record))
+
+
+def pal_alpha(logits: torch.Tensor, soft: torch.Tensor, record: MixRecord, detach: bool = True) -> torch.Tensor:
+    """ MixPro's progressive factor `cos(class_target(soft, record), softmax(logits))`, `(B,)` in [0, 1].
+
+    Args:
+        logits: Class logits `(B, K)` of the mixed batch.
+        soft: Each sample's own (smoothed) target `(B, K)` (the packed soft columns).
+        record: The batch's mix record (its area `lam` builds the target).
+        detach: Stop gradients through alpha (MixPro's code does not; False reproduces it).
+    """
+    probs = logits.float().softmax(dim=-1)
+    alpha = F.cosine_similarity(class_target(soft.float(), record), probs, dim=-1)
+    return alpha.detach() if detach else alpha
+
+
+def pal_lam(
+        attn: torch.Tensor,
+        record: MixRecord,
+        alpha: Union[torch.Tensor, float],
+) -> torch.Tensor:
+    """ PAL's class share `alpha * lam_attn + (1 - alpha) * lam_area`, `(B,)`; `alpha` per sample or fixed. """
+    if not torch.is_tensor(alpha) and not 0. <= alpha <= 1.:
+        raise ValueError(f'A fixed PAL alpha must be in [0, 1]; got {alpha}.')
+    return alpha * attention_own_share(attn, record) + (1. - alpha) * record.lam.float()
+
+
+def relabel(record: MixRecord, lam: torch.Tensor) -> MixRecord:
+    """ The same record with the class share replaced (token ownership and pairing unchanged). """
+    return dataclasses.replace(record, lam=lam)

@@ -1,0 +1,152 @@
+"""MixToken (LV-ViT): mix tokens after the patch embedding, un-mix the token predictions, mix the class target.
+
+`MixToken` draws, once per batch, `lam ~ Beta(alpha, alpha)` and a box on the token grid with timm's `rand_bbox`
+(side `int(grid * sqrt(1 - lam))`, uniform centre, clipped to the grid, as LV-ViT), and returns a `MixRecord`:
+`own = 0` inside the box (those tokens are the partner's), 1 outside; `lam = 1 - |box| / N` (the exact token area,
+recomputed after clipping); `partner` from `pairing` (`'flip'`, LV-ViT's reversed batch, or `'perm'`).
+
+Model side: a FAN model mixes its patch embedding (for hybrids: after the ConvNeXt stem and projection) when called
+with `token_mix=record_args(record)`, e.g. `model.forward_dense(x, token_mix=...)` - an explicit argument, no hooks,
+no module state, so it works with `torch.compile` and EMA copies. The position encoding is added after the mix, so
+every token keeps its position.
+
+Losses: `unmix_tokens(token_logits, record)` moves every token prediction back to the sample whose image the token
+came from, so the dense loss uses each image's own token targets (`unmixed_record(record)`: own = 1 everywhere) and
+the class loss uses `lam`. Equivalently (the same loss, since un-mixing only permutes the (prediction, target) pairs
+inside the box), the predictions can stay as they are and the token targets follow `record` with the `MixRecord`
+blend rule.
+
+For models whose patch embedding is a single non-overlapping `Conv2d(kernel_size=stride=P)` (timm ViT/DeiT p16 and
+the like, not FAN's overlapping conv stems), mixing tokens is exactly pixel CutMix with a box snapped to multiples of
+P: `PatchCutMix` is that pixel-space form, a timm-`Mixup`-compatible callable (and, via `CollateMixing`, a
+`FastCollateMixup` one) that needs no model support.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from timm.data.mixup import rand_bbox
+
+from .maskmix import RecordMixer, check_token_grid, pair_partners
+from .mix_record import MixRecord
+
+__all__ = ['MixToken', 'PatchCutMix', 'record_args', 'unmix_tokens', 'unmixed_record']
+
+_TOKEN_STRIDE = 16
+
+
+class MixToken:
+    """ Draws MixToken records on a token grid (see the module docstring). """
+
+    def __init__(self, alpha: float = 1., prob: float = 1., pairing: str = 'flip'):
+        """
+        Args:
+            alpha: Beta(alpha, alpha) parameter of lam (LV-ViT: 1).
+            prob: Probability of mixing a batch (LV-ViT: 1, every training batch).
+            pairing: `'flip'` (reversed batch, LV-ViT) or `'perm'` (random permutation).
+        """
+        if alpha <= 0 or not 0. <= prob <= 1.:
+            raise ValueError(f'MixToken needs alpha > 0 and 0 <= prob <= 1; got alpha={alpha}, prob={prob}.')
+        pair_partners(1, pairing)
+        self.alpha, self.prob, self.pairing = alpha, prob, pairing
+        self.mixup_enabled = True
+
+    def box(self, grid: Tuple[int, int]) -> Tuple[int, int, int, int]:
+        """ `(top, bottom, left, right)` on the token grid; empty when this batch is not mixed. """
+        if not self.mixup_enabled or np.random.rand() >= self.prob:
+            return 0, 0, 0, 0
+        lam = np.random.beta(self.alpha, self.alpha)
+        top, bottom, left, right = rand_bbox(grid, lam)
+        return int(top), int(bottom), int(left), int(right)
+
+    def __call__(
+            self,
+            batch: int,
+            grid: Tuple[int, int],
+            device: Optional[torch.device] = None,
+    ) -> MixRecord:
+        """ A record for a batch of `batch` samples on a `grid = (rows, cols)` token grid. """
+        top, bottom, left, right = self.box(grid)
+        own = torch.ones(batch, grid[0], grid[1], device=device)
+        own[:, top:bottom, left:right] = 0.
+        lam = 1. - (bottom - top) * (right - left) / (grid[0] * grid[1])
+        return MixRecord(
+            own=own.flatten(1),
+            partner=pair_partners(batch, self.pairing, device),
+            lam=torch.full((batch,), lam, device=device),
+        )
+
+
+def record_args(record: MixRecord) -> Tuple[torch.Tensor, torch.Tensor]:
+    """ The `token_mix=(own, partner)` argument of the FAN models for a record. """
+    return record.own, record.partner
+
+
+def _check_unmixable(record: MixRecord) -> torch.Tensor:
+    """ The inverse pairing, after checking that un-mixing is a permutation of the token predictions. """
+    partner = record.partner
+    batch = partner.shape[0]
+    if not torch.equal(partner.sort().values, torch.arange(batch, device=partner.device)):
+        raise ValueError('Un-mixing token predictions needs a pairing that is a permutation of the batch.')
+    if not ((record.own == 0) | (record.own == 1)).all():
+        raise ValueError('Un-mixing token predictions needs whole tokens (own in {0, 1}); Mixup-style records have '
+                         'no un-mixed form: let the token targets follow the record instead.')
+    inverse = torch.empty_like(partner)
+    inverse[partner] = torch.arange(batch, device=partner.device)
+    if not torch.equal(record.own[inverse], record.own):
+        raise ValueError('Un-mixing token predictions needs the same mixed region for every sample (one box per '
+                         'batch, as MixToken draws it).')
+    return inverse
+
+
+def unmix_tokens(tokens: torch.Tensor, record: MixRecord) -> torch.Tensor:
+    """ Move token predictions `(B, N, ...)` of a MixToken forward back to the images the tokens came from.
+
+    Inside the box, sample b's sequence holds the tokens of image `partner[b]`; so image i's token n is found in
+    the sequence j with `partner[j] = i`. After this, `out[i, n]` predicts image i's own token n for every n.
+    """
+    if tokens.shape[:2] != record.shape:
+        raise ValueError(f'Token predictions {tuple(tokens.shape)} do not match the mix record {record.shape}.')
+    inverse = _check_unmixable(record)
+    own = record.own.view(*record.shape, *([1] * (tokens.ndim - 2))).bool()
+    return torch.where(own, tokens, tokens[inverse])
+
+
+def unmixed_record(record: MixRecord) -> MixRecord:
+    """ The record that goes with un-mixed token predictions: every token the image's own, class share `lam`. """
+    return MixRecord(own=torch.ones_like(record.own), partner=record.partner, lam=record.lam)
+
+
+class PatchCutMix(RecordMixer):
+    """ MixToken in pixel space: CutMix with the box drawn on the token grid (exactly `MixToken`'s draw) and pasted
+    in pixels; equal to token-space MixToken for a non-overlapping `Conv2d(kernel_size=stride=P)` patch embedding. """
+
+    def __init__(
+            self,
+            alpha: float = 1.,
+            prob: float = 1.,
+            pairing: str = 'flip',
+            num_classes: int = 1000,
+            label_smoothing: float = 0.1,
+            patch_size: int = _TOKEN_STRIDE,
+    ):
+        self.mixtoken = MixToken(alpha, prob, pairing)  # before the base sets mixup_enabled through it
+        super().__init__(num_classes, label_smoothing, patch_size)
+
+    @property
+    def mixup_enabled(self) -> bool:
+        return self.mixtoken.mixup_enabled
+
+    @mixup_enabled.setter
+    def mixup_enabled(self, value: bool) -> None:
+        self.mixtoken.mixup_enabled = value
+
+    def sample(self, x: torch.Tensor) -> Tuple[Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
+        batch, _, height, width = x.shape
+        check_token_grid(height, width, self.token_stride)
+        p = self.token_stride
+        record = self.mixtoken(batch, (height // p, width // p), x.device)
+        own = record.own.view(batch, 1, height // p, width // p)
+        pixel_own = own.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
+        return pixel_own, record.partner, record.lam
