@@ -28,7 +28,8 @@ def test_students_are_mixed_exactly_like_timm_and_teachers_not_at_all(seed):
     mixed_teacher, mixed_student = split_views(mixed)
     soft, record = MixRecord.unpack(packed, num_classes=4)
     assert torch.equal(mixed_teacher, teacher) and torch.equal(mixed_student, timm_student)
-    torch.testing.assert_close(soft, timm_target)
+    torch.testing.assert_close(record.class_target(soft), timm_target)  # the packed soft target is each sample's own
+    assert torch.equal(soft.argmax(1), labels)
     assert torch.equal(record.partner, torch.tensor([3, 2, 1, 0])) and record.shape == (4, 16)
 
 
@@ -102,3 +103,9 @@ def test_disabled_and_unsupported_mixing():
         STLMixup(method='bogus', **MIX)
     with pytest.raises(ValueError, match='PairedViewDataset'):
         STLCollateMixup(**MIX)([(image, 1), (image, 2)])
+    with pytest.raises(ValueError, match='PairedViewDataset'):
+        STLCollateMixup(paired=False, **MIX)([((image, image), 1), ((image, image), 2)])
+    with pytest.raises(ValueError, match="pairing 'flip'"):
+        STLMixup(mode='pair', pairing='perm', **MIX)
+    with pytest.raises(ValueError, match='--mixup-prob|--mixup and/or --cutmix'):
+        STLMixup(method='mixpro', mixup_alpha=0., cutmix_alpha=0., num_classes=4)
