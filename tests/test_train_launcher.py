@@ -173,3 +173,31 @@ def test_real_train_py_with_a_changed_task_line_is_refused(imagenette_root, tmp_
          '--device', 'cpu', '--model', 'fan_t_hybrid_tl', '--output', str(tmp_path / 'out')],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 2 and str(patched) in proc.stderr and "plain loss" in proc.stderr
+
+
+MIXING_RUNS = {  # name: (STL options, model and its train.py options)
+    'plain-maskmix': (['--stage', 'plain', '--mix-method', 'maskmix', '--mix-pairing', 'perm', '--maskmix-cell', '1'],
+                      ['--model', 'fan_tiny_8_p4_hybrid']),
+    'plain-mixpro-pal': (['--stage', 'plain', '--mix-method', 'mixpro', '--attention-relabel', 'pal'],
+                         ['--model', 'fan_tiny_8_p4_hybrid', '--smoothing', '0']),
+    'plain-vit-patch_cutmix': (['--stage', 'plain', '--mix-method', 'patch_cutmix'],
+                               ['--model', 'vit_tiny_patch16_224', '--model-kwargs', 'depth=1']),
+    'tl-mixtoken': (['--stage', 'tl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_tl']),
+    'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--attention-relabel', 'transmix',
+                              '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
+    'stl-mixtoken': (['--stage', 'stl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_stl', '--no-prefetcher']),
+}
+
+
+@needs_train_py
+@pytest.mark.parametrize('name', list(MIXING_RUNS))
+def test_mixing_methods_with_real_timm_train(stage1, name):
+    out, common = stage1
+    stl_options, train_options = MIXING_RUNS[name]
+    if '--stage' in stl_options and stl_options[stl_options.index('--stage') + 1] == 'stl':
+        stl_options = stl_options + ['--teacher', str(out / 'tl' / 'model_best.pth.tar'),
+                                     '--teacher-model', 'fan_t_hybrid_tl']
+    proc = _run(*stl_options, '--', *common, *train_options, '--experiment', name)
+    written = yaml.safe_load((out / name / 'args.yaml').read_text())['stl']
+    assert written['mix_method'] == stl_options[stl_options.index('--mix-method') + 1]
+    assert 'STLTask' in proc.stdout + proc.stderr and 'Train: 0' in proc.stdout + proc.stderr

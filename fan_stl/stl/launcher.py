@@ -93,7 +93,7 @@ def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
         raise ValueError(f'fan_stl\'s training task (every stage) does not support {", ".join(used)}; drop these '
                          f'train.py options (or run train.py directly for a plain model).')
     check_run_lengths(args.epochs, getattr(args, 'grad_accum_steps', 1))
-    mixer_made = args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None
+    mixer_made = args.mixup > 0 or args.cutmix > 0 or getattr(args, 'cutmix_minmax', None) is not None
     if config.mix_method not in ('mixup_cutmix', *TOKEN_MIX_METHODS) and not mixer_made:
         raise ValueError(
             f'--mix-method {config.mix_method} mixes in train.py\'s Mixup slot, which train.py only creates with '
