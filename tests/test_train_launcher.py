@@ -181,7 +181,7 @@ MIXING_RUNS = {  # name: (STL options, model and its train.py options)
     'plain-mixpro-pal': (['--stage', 'plain', '--mix-method', 'mixpro', '--attention-relabel', 'pal'],
                          ['--model', 'fan_tiny_8_p4_hybrid', '--smoothing', '0']),
     'plain-vit-patch_cutmix': (['--stage', 'plain', '--mix-method', 'patch_cutmix'],
-                               ['--model', 'vit_tiny_patch16_224', '--model-kwargs', 'depth=1']),
+                               ['--model', 'vit_tiny_patch16_224', '--model-kwargs', 'depth=1', 'img_size=64']),
     'tl-mixtoken': (['--stage', 'tl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_tl']),
     'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--attention-relabel', 'transmix',
                               '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
