@@ -64,7 +64,7 @@ def main():
 '''
 
 
-def _mini_run(tmp_path, construction):
+def _mini_run(tmp_path, construction, stl_options=('--stage', 'tl')):
     for split in ('train', 'val'):
         for name in ('a', 'b'):
             (tmp_path / 'data' / split / name).mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def _mini_run(tmp_path, construction):
     script = tmp_path / 'train.py'
     script.write_text(MINI_TRAIN.replace('TASK_CONSTRUCTION', construction))
     return subprocess.run(
-        [sys.executable, '-m', 'fan_stl.train', '--timm-train', str(script), '--stage', 'tl', '--', '--data-dir',
+        [sys.executable, '-m', 'fan_stl.train', '--timm-train', str(script), *stl_options, '--', '--data-dir',
          str(tmp_path / 'data'), '--output', str(tmp_path / 'args.yaml')],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
 
@@ -90,6 +90,12 @@ def test_train_py_whose_task_construction_changed_is_refused(tmp_path):
     assert proc.returncode == 2
     assert str(tmp_path / 'train.py') in proc.stderr and "timm's plain loss" in proc.stderr
     assert 'TRAINED WITH' not in proc.stdout
+
+
+def test_method_drawn_in_the_mixup_slot_needs_the_slot_switched_on(tmp_path):
+    proc = _mini_run(tmp_path, 'ClassificationTask(model=model, criterion=None)',
+                     ('--stage', 'plain', '--mix-method', 'maskmix'))
+    assert proc.returncode == 2 and 'add --cutmix 1.0' in proc.stderr and 'TRAINED WITH' not in proc.stdout
 
 
 def _subset(src: Path, dst: Path, per_class: int) -> Path:
