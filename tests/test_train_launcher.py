@@ -191,7 +191,8 @@ MIXING_RUNS = {  # name: (STL options, model and its train.py options)
     'tl-mixtoken': (['--stage', 'tl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_tl']),
     'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--attention-relabel', 'transmix',
                               '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
-    'stl-mixtoken': (['--stage', 'stl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_stl', '--no-prefetcher']),
+    'stl-mixtoken': (['--stage', 'stl', '--mix-method', 'mixtoken'],
+                     ['--model', 'fan_t_hybrid_stl', '--no-prefetcher']),
 }
 
 

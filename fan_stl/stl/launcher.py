@@ -150,7 +150,8 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     def make_task(model, criterion=None, device=None, dtype=None, verbose=True, **kwargs):
         args = state.args
         state.task = build_task(
-            config, model, smoothing=args.smoothing, seed=args.seed, rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
+            config, model, smoothing=args.smoothing, seed=args.seed,
+            rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
             model_name=args.model, verbose=verbose)
         return state.task
 

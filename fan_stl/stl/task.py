@@ -107,7 +107,8 @@ class STLTask(ClassificationTask):
             tokens = self.labeler(teacher_images)
         forward_args = {}
         if self.token_mixer is not None and self.training:
-            record = self.token_mixer(input.shape[0], (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE), input.device)
+            grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
+            record = self.token_mixer(input.shape[0], grid, input.device)
             forward_args['token_mix'] = record_args(record)
         relabel = self.attention_relabel != 'none' and record is not None and not record.is_identity
         if relabel:

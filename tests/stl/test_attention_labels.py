@@ -72,7 +72,8 @@ def test_pal_on_a_fan_forward_with_a_maskmix_batch():
     from fan_stl.stl.mixing import STLMixup
     np.random.seed(0)
     model = timm.create_model('fan_tiny_12_p16_224', depth=1, num_classes=5).eval()
-    mixed, packed = STLMixup(method='maskmix', maskmix_cell=1, paired=False, num_classes=5)(torch.randn(4, 3, 64, 64), torch.arange(4))
+    mixer = STLMixup(method='maskmix', maskmix_cell=1, paired=False, num_classes=5)
+    mixed, packed = mixer(torch.randn(4, 3, 64, 64), torch.arange(4))
     soft, record = MixRecord.unpack(packed, 5)
     with torch.no_grad():
         logits, attn = model(mixed, return_attn=True)

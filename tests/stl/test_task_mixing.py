@@ -1,4 +1,5 @@
-"""build_task with every mixing method, MixToken inside the task, PAL / TransMix rewriting the class target, refusals."""
+"""build_task with every mixing method, MixToken inside the task, PAL / TransMix rewriting the class target,
+refusals."""
 import numpy as np
 import pytest
 import timm
