@@ -1,13 +1,17 @@
-"""Step time of an STL stage-2 step vs a plain cross-entropy step of the same student on the same batch.
+"""Step time of an STL stage-2 step, and of each mixing method, vs a plain cross-entropy step of the same student.
 
 STL step: the task `build_task` makes for stage stl on a paired batch (frozen teacher token labels on the teacher view,
 no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
-student class logits + cross-entropy + backward + AdamW step. Prints a table and
-appends the results to benchmarks/RESULTS.md (append only).
+student class logits + cross-entropy + backward + AdamW step. Each `--methods` entry `METHOD[+RELABEL]` (a
+`MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer (`STLMixup`, the
+no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a table and appends the results,
+with the machine's load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md (append only).
 
-    python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10
+    python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
+        --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal
 """
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -22,6 +26,7 @@ import timm
 
 import fan_stl  # noqa: F401  (registers the models)
 from fan_stl.stl.config import STLConfig
+from fan_stl.stl.mixing import STLMixup, mixer_options
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
 
@@ -60,6 +65,8 @@ def main() -> int:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--amp-dtype', default=None, help='autocast dtype, e.g. bfloat16 (default: off on CPU)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--methods', nargs='*', default=[], metavar='METHOD[+RELABEL]',
+                        help='mixing methods to time, e.g. maskmix mixtoken maskmix+pal mixup_cutmix+transmix')
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -85,19 +92,30 @@ def main() -> int:
         with autocast():
             optimize(F.cross_entropy(student(x).float(), y, label_smoothing=0.1))
 
-    def stl_step():
+    def stl_step(step_task=task, mixer=None):
         student.set_token_label_training(True)
+        input, target = (paired, y) if mixer is None else mixer(paired, y)
         with autocast():
-            optimize(task(paired, y)['loss'])
+            optimize(step_task(input, target)['loss'])
 
-    times = time_interleaved({'plain': plain_step, 'stl': stl_step}, args.iters, args.warmup, device)
-    plain_ms, stl_ms = (1e3 * statistics.median(times[name]) for name in ('plain', 'stl'))
+    steps = {'plain': plain_step, 'stl': stl_step}
+    for entry in args.methods:
+        method, _, relabel = entry.partition('+')
+        config = STLConfig(stage='stl', teacher=teacher, mix_method=method, attention_relabel=relabel or 'none')
+        mixer = STLMixup(mixup_alpha=0.8, cutmix_alpha=1., label_smoothing=0.1, num_classes=args.num_classes,
+                         **mixer_options(config))
+        method_task = build_task(config, student, device=device, autocast=autocast)
+        steps[entry] = lambda t=method_task, m=mixer: stl_step(t, m)
+    times = time_interleaved(steps, args.iters, args.warmup, device)
+    ms = {name: 1e3 * statistics.median(times[name]) for name in steps}
     machine = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
-    rows = [('plain CE step', plain_ms), ('STL stage-2 step', stl_ms)]
-    table = ['| step | median ms |', '|---|---|'] + [f'| {name} | {ms:.1f} |' for name, ms in rows]
-    table.append(f'| ratio STL / plain | {stl_ms / plain_ms:.2f}x |')
+    names = {'plain': 'plain CE step', 'stl': 'STL stage-2 step'}
+    table = ['| step | median ms | / plain |', '|---|---|---|'] + [
+        f'| {names.get(name, "STL + " + name)} | {value:.1f} | {value / ms["plain"]:.2f}x |'
+        for name, value in ms.items()]
     print('\n'.join(table))
+    load = os.popen('uptime').read().strip()
     where = 'GPU' if device.type == 'cuda' else 'CPU only (no GPU available to this run)'
     with RESULTS.open('a') as f:
         f.write(
@@ -106,7 +124,8 @@ def main() -> int:
             f'- command: `python {" ".join(sys.argv)}`\n'
             f'- machine: {machine}; python {platform.python_version()}, torch {torch.__version__}, '
             f'timm {timm.__version__}\n'
-            f'- {args.iters} timed steps each after {args.warmup} warm-up rounds, run alternately; medians; {where}\n\n'
+            f'- {args.iters} timed steps each after {args.warmup} warm-up rounds, run alternately; medians; {where}\n'
+            f'- load at the end (`uptime`, shared machine): {load}\n\n'
             + '\n'.join(table) + '\n')
     return 0
 

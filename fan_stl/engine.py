@@ -34,7 +34,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 import timm
-from timm.data import FastCollateMixup, Mixup, create_dataset, create_loader, resolve_data_config
+from timm.data import create_dataset, create_loader, resolve_data_config
 from timm.models import load_checkpoint, resume_checkpoint
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
@@ -42,7 +42,7 @@ from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler, accuracy, init
 
 from .stl.config import STLConfig
 from .stl.data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .stl.mixing import STLCollateMixup, STLMixup
+from .stl.mixing import STLCollateMixup, STLMixup, mixer_options
 from .stl.task import build_task
 from .stl.views import PairedViewDataset, PairedViewLoader
 
@@ -145,21 +145,13 @@ def _loaders(cfg: TrainConfig, model: nn.Module, num_classes: int, device: torch
     data_config = resolve_data_config({'input_size': (3, cfg.img_size, cfg.img_size)}, model=model)
     train_set = _dataset(cfg, 'train', cfg.samples_per_class, is_training=True)
     mix_args = dict(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
-                    num_classes=num_classes)
-    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+                    num_classes=num_classes, **mixer_options(cfg.stl))
     paired = cfg.stl.stage == 'stl'
-    collate_fn = mixup_fn = None
     if paired:
         train_set = PairedViewDataset(train_set)
-        mixers = (STLCollateMixup, STLMixup)
-        mix_args['method'] = cfg.stl.mix_method
-    else:
-        mixers = (FastCollateMixup, Mixup)
-    if mixing or paired:
-        if prefetcher:
-            collate_fn = mixers[0](**mix_args)
-        else:
-            mixup_fn = mixers[1](**mix_args)
+    # every stage: the STL mixers (with no --mixup / --cutmix and mix_method mixup_cutmix they only smooth targets)
+    collate_fn = STLCollateMixup(**mix_args) if prefetcher else None
+    mixup_fn = None if prefetcher else STLMixup(**mix_args)
     common = dict(mean=data_config['mean'], std=data_config['std'], num_workers=cfg.workers,
                   distributed=world_size > 1, use_prefetcher=prefetcher, device=device)
     train_loader = create_loader(
@@ -216,7 +208,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = timm.create_model(
         cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path, **cfg.model_kwargs).to(device)
     inference_fuse = getattr(model, 'fuse_token_logits', None)
-    task = build_task(cfg.stl, model, smoothing=cfg.smoothing, mixing=cfg.mixup > 0 or cfg.cutmix > 0, seed=cfg.seed,
+    task = build_task(cfg.stl, model, smoothing=cfg.smoothing, seed=cfg.seed,
                       rank=rank, device=device, autocast=autocast, model_name=cfg.model)
     train_loader, val_loader, mixup_fn = _loaders(cfg, model, num_classes, device, world_size, prefetcher)
     optimizer = create_optimizer_v2(model, 'adamw', lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -64,7 +64,7 @@ def main():
 '''
 
 
-def _mini_run(tmp_path, construction):
+def _mini_run(tmp_path, construction, stl_options=('--stage', 'tl')):
     for split in ('train', 'val'):
         for name in ('a', 'b'):
             (tmp_path / 'data' / split / name).mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def _mini_run(tmp_path, construction):
     script = tmp_path / 'train.py'
     script.write_text(MINI_TRAIN.replace('TASK_CONSTRUCTION', construction))
     return subprocess.run(
-        [sys.executable, '-m', 'fan_stl.train', '--timm-train', str(script), '--stage', 'tl', '--', '--data-dir',
+        [sys.executable, '-m', 'fan_stl.train', '--timm-train', str(script), *stl_options, '--', '--data-dir',
          str(tmp_path / 'data'), '--output', str(tmp_path / 'args.yaml')],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
 
@@ -90,6 +90,12 @@ def test_train_py_whose_task_construction_changed_is_refused(tmp_path):
     assert proc.returncode == 2
     assert str(tmp_path / 'train.py') in proc.stderr and "timm's plain loss" in proc.stderr
     assert 'TRAINED WITH' not in proc.stdout
+
+
+def test_method_drawn_in_the_mixup_slot_needs_the_slot_switched_on(tmp_path):
+    proc = _mini_run(tmp_path, 'ClassificationTask(model=model, criterion=None)',
+                     ('--stage', 'plain', '--mix-method', 'maskmix'))
+    assert proc.returncode == 2 and 'add --cutmix 1.0' in proc.stderr and 'TRAINED WITH' not in proc.stdout
 
 
 def _subset(src: Path, dst: Path, per_class: int) -> Path:
@@ -173,3 +179,32 @@ def test_real_train_py_with_a_changed_task_line_is_refused(imagenette_root, tmp_
          '--device', 'cpu', '--model', 'fan_t_hybrid_tl', '--output', str(tmp_path / 'out')],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 2 and str(patched) in proc.stderr and "plain loss" in proc.stderr
+
+
+MIXING_RUNS = {  # name: (STL options, model and its train.py options)
+    'plain-maskmix': (['--stage', 'plain', '--mix-method', 'maskmix', '--mix-pairing', 'perm', '--maskmix-cell', '1'],
+                      ['--model', 'fan_tiny_8_p4_hybrid']),
+    'plain-mixpro-pal': (['--stage', 'plain', '--mix-method', 'mixpro', '--attention-relabel', 'pal'],
+                         ['--model', 'fan_tiny_8_p4_hybrid', '--smoothing', '0']),
+    'plain-vit-patch_cutmix': (['--stage', 'plain', '--mix-method', 'patch_cutmix'],
+                               ['--model', 'vit_tiny_patch16_224', '--model-kwargs', 'depth=1', 'img_size=64']),
+    'tl-mixtoken': (['--stage', 'tl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_tl']),
+    'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--attention-relabel', 'transmix',
+                              '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
+    'stl-mixtoken': (['--stage', 'stl', '--mix-method', 'mixtoken'],
+                     ['--model', 'fan_t_hybrid_stl', '--no-prefetcher']),
+}
+
+
+@needs_train_py
+@pytest.mark.parametrize('name', list(MIXING_RUNS))
+def test_mixing_methods_with_real_timm_train(stage1, name):
+    out, common = stage1
+    stl_options, train_options = MIXING_RUNS[name]
+    if '--stage' in stl_options and stl_options[stl_options.index('--stage') + 1] == 'stl':
+        stl_options = stl_options + ['--teacher', str(out / 'tl' / 'model_best.pth.tar'),
+                                     '--teacher-model', 'fan_t_hybrid_tl']
+    proc = _run(*stl_options, '--', *common, *train_options, '--experiment', name)
+    written = yaml.safe_load((out / name / 'args.yaml').read_text())['stl']
+    assert written['mix_method'] == stl_options[stl_options.index('--mix-method') + 1]
+    assert 'STLTask' in proc.stdout + proc.stderr and 'Train: 0' in proc.stdout + proc.stderr

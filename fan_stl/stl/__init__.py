@@ -4,15 +4,17 @@
 
 Extension points (each touches one module):
 
-* a mixing method that mixes pixels (e.g. MaskMix): a draw function `(mixer, batch, height, width) -> (own pixels,
-  lam)` and its entry in `mixing.MIX_METHODS`; `--mix-method NAME` selects it (the flag's choices follow the
-  registry). A method that mixes tokens inside the model (e.g. MixToken) builds `MixRecord(own=token mask, partner,
-  lam)` itself; a method that only re-weights the class target (PAL, TransMix) rewrites `MixRecord.lam`.
+* a mixing method that mixes pixels (Mixup / CutMix, MaskMix, MixPro, patch CutMix): a draw function `(mixer, batch,
+  height, width) -> (own pixels, lam)` and its entry in `mixing.MIX_METHODS`; `--mix-method NAME` selects it (the
+  flag's choices follow the registry). MixToken mixes tokens inside the model: the task draws its
+  `MixRecord(own=token mask, partner, lam)`; PAL and TransMix (`--attention-relabel`) only rewrite `MixRecord.lam`
+  from the model's class attention, in the task, before the class target `record.class_target(own)` is made.
 * a source of token targets (e.g. a CNN token annotator): a builder `(config, student_model, num_classes, device,
   image_smoothing, seed, rank, autocast) -> images -> TokenTargets` and its entry in `teacher.LABEL_SOURCES`;
   `--label-source NAME` selects it.
 
-Token targets consume a record in one place, `TokenTargets.blend(record)`, when `follow_mixing` is on.
+Token targets consume a record in one place, `TokenTargets.blend(record)`, when `follow_mixing` is on (always for
+MixToken). Every stage (plain, tl, stl) takes every mixing method that fits its model (`task.check_mixing`).
 """
 from .config import STLConfig
 from .mix_record import MixRecord

@@ -20,19 +20,21 @@ Where they apply: MixPro uses PAL on MaskMix batches only, TransMix on CutMix ba
 same share of every token, so `lam_attn = lam_area` and both rules leave it unchanged: applying them to every batch
 only differs from the originals on the spatial batches of the other method (PAL on CutMix, TransMix on MaskMix).
 MixPro's loss uses the unsmoothed one-hot targets with the rewritten lam; here the class target is
-`class_target(soft, relabel(record, lam))` with the record's own (smoothed) targets: set label smoothing 0 for
+`relabel(record, lam).class_target(soft)` with the record's own (smoothed) targets: set label smoothing 0 for
 MixPro's exact loss.
 """
 import dataclasses
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from .maskmix import class_target
 from .mix_record import MixRecord
 
-__all__ = ['attention_own_share', 'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel']
+__all__ = ['ATTENTION_RELABELS', 'attention_own_share', 'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel',
+           'relabelled']
+
+ATTENTION_RELABELS = ('none', 'pal', 'transmix')
 
 
 def _check_attention(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
@@ -67,7 +69,7 @@ def pal_alpha(logits: torch.Tensor, soft: torch.Tensor, record: MixRecord, detac
         detach: Stop gradients through alpha (MixPro's code does not; False reproduces it).
     """
     probs = logits.float().softmax(dim=-1)
-    alpha = F.cosine_similarity(class_target(soft.float(), record), probs, dim=-1)
+    alpha = F.cosine_similarity(record.class_target(soft), probs, dim=-1)
     return alpha.detach() if detach else alpha
 
 
@@ -85,3 +87,33 @@ def pal_lam(
 def relabel(record: MixRecord, lam: torch.Tensor) -> MixRecord:
     """ The same record with the class share replaced (token ownership and pairing unchanged). """
     return dataclasses.replace(record, lam=lam)
+
+
+def relabelled(
+        kind: str,
+        record: MixRecord,
+        attn: torch.Tensor,
+        logits: torch.Tensor,
+        soft: torch.Tensor,
+        alpha: Optional[float] = None,
+        detach_alpha: bool = True,
+) -> MixRecord:
+    """ The record with `lam` rewritten by `kind` (`'pal'` or `'transmix'`; `'none'` returns it unchanged).
+
+    Args:
+        kind: One of `ATTENTION_RELABELS`.
+        record: The batch's mix record (area `lam`).
+        attn: Class-token attention over the patch tokens `(B, N)`.
+        logits: Class logits `(B, K)` (PAL's per-sample alpha).
+        soft: Each sample's own target `(B, K)`.
+        alpha: PAL's alpha: None for the per-sample cosine form of MixPro's code, a number in [0, 1] for a fixed one.
+        detach_alpha: Stop gradients through the cosine alpha (False: as MixPro's code).
+    """
+    if kind == 'none':
+        return record
+    if kind == 'transmix':
+        return relabel(record, transmix_lam(attn, record))
+    if kind == 'pal':
+        factor = pal_alpha(logits, soft, record, detach_alpha) if alpha is None else alpha
+        return relabel(record, pal_lam(attn, record, factor))
+    raise ValueError(f'Unknown attention relabelling {kind!r}; choose one of {ATTENTION_RELABELS}.')

@@ -17,15 +17,31 @@ STAGES = ('plain', 'tl', 'stl')
 EVAL_RULES = ('cls', 'fused')
 
 
-def _option(default: Any, help: str, choices: Any = None) -> Any:
+def _option(default: Any, help: str, choices: Any = None, type: Optional[type] = None) -> Any:
     """ A dataclass field with the metadata its command-line flag is generated from (`choices` may be a callable
-    returning the names of a registry, resolved when the parser is built). """
-    return field(default=default, metadata={'help': help, 'choices': choices})
+    returning the names of a registry, resolved when the parser is built; `type` the flag's type where the default
+    does not say it, e.g. a None default). """
+    return field(default=default, metadata={'help': help, 'choices': choices, 'type': type})
 
 
 def _mix_methods():
     from .mixing import MIX_METHODS
     return tuple(MIX_METHODS)
+
+
+def _pairings():
+    from .maskmix import PAIRINGS
+    return PAIRINGS
+
+
+def _maskmix_modes():
+    from .maskmix import MASKMIX_MODES
+    return MASKMIX_MODES
+
+
+def _attention_relabels():
+    from .attention_labels import ATTENTION_RELABELS
+    return ATTENTION_RELABELS
 
 
 def _label_sources():
@@ -53,11 +69,23 @@ class STLConfig:
     token_label_mode: str = _option('gumbel', 'how teacher token logits become targets (gumbel, as the paper)',
                                     choices=_token_label_modes)
     token_label_smoothing: Optional[float] = _option(
-        None, 'token label smoothing (default: the image label smoothing, --smoothing, as officially)')
+        None, 'token label smoothing (default: the image label smoothing, --smoothing, as officially)', type=float)
     token_label_temperature: float = _option(1.0, 'teacher softmax temperature (gumbel, soft, topk)')
     token_label_topk: int = _option(5, 'classes kept per token in topk mode')
-    mix_method: str = _option('mixup_cutmix', 'mixing method of stage stl (a registered producer of MixRecord)',
-                              choices=_mix_methods)
+    mix_method: str = _option('mixup_cutmix', 'mixing method, every stage (a registered producer of MixRecord; '
+                                              'mixtoken mixes tokens inside the model)', choices=_mix_methods)
+    mix_pairing: str = _option('flip', 'partner of each sample: flip (reversed batch, timm / LV-ViT) or perm '
+                                       '(random permutation, MixPro)', choices=_pairings)
+    mix_alpha: float = _option(1.0, 'Beta(alpha, alpha) of the maskmix ratio and of the mixtoken / patch_cutmix box')
+    maskmix_cell: int = _option(4, 'maskmix / mixpro: mask cell side in tokens (k; a cell is k x 16 pixels)')
+    maskmix_mode: str = _option('batch', 'maskmix / mixpro: one kept-cell ratio per batch (MixPro) or per sample',
+                                choices=_maskmix_modes)
+    mixpro_p_maskmix: float = _option(0.5, 'mixpro: probability of MaskMix per batch (else timm Mixup / CutMix)')
+    attention_relabel: str = _option('none', 'rewrite the class-target share from the last class-attention map: '
+                                             'pal (MixPro) or transmix', choices=_attention_relabels)
+    pal_alpha: Optional[float] = _option(None, 'pal: a fixed alpha in [0, 1] (default: the per-sample cosine of '
+                                               'MixPro\'s code)', type=float)
+    pal_alpha_grad: bool = _option(False, 'pal: let gradients flow through the cosine alpha (as MixPro\'s code)')
     follow_mixing: bool = _option(False, 'token targets follow every mix (per-token pixel ownership); beyond the '
                                          'paper, whose token labels ignore the mixing')
     eval_rule: str = _option('cls', 'what validation scores (and the best checkpoint is chosen on): the class head '
@@ -75,6 +103,11 @@ class STLConfig:
                              '--teacher-model fan_t_hybrid_tl), a pretrained *_tl model name, or a module.')
         if self.stage != 'stl' and self.teacher is not None:
             raise ValueError(f'A teacher is only used by stage stl; stage {self.stage} learns from image labels alone.')
+        if self.pal_alpha is not None and not 0. <= self.pal_alpha <= 1.:
+            raise ValueError(f'pal_alpha must be in [0, 1] (or unset for the per-sample cosine); got {self.pal_alpha}.')
+        if self.maskmix_cell < 1 or self.mix_alpha <= 0 or not 0. <= self.mixpro_p_maskmix <= 1.:
+            raise ValueError(f'Need maskmix_cell >= 1, mix_alpha > 0 and 0 <= mixpro_p_maskmix <= 1; got '
+                             f'{self.maskmix_cell}, {self.mix_alpha} and {self.mixpro_p_maskmix}.')
         if self.token_label_smoothing is not None and not 0. <= self.token_label_smoothing < 1.:
             raise ValueError(f'token_label_smoothing must be in [0, 1); got {self.token_label_smoothing}.')
 
@@ -102,7 +135,7 @@ class STLConfig:
                 continue
             choices = f.metadata.get('choices')
             choices = choices() if callable(choices) else choices
-            kind = {float: float, int: int}.get(type(default), float if f.name.endswith('smoothing') else str)
+            kind = f.metadata.get('type') or {float: float, int: int}.get(type(default), str)
             parser.add_argument(flag, type=kind, default=default, choices=choices,
                                 help=f.metadata['help'] + ('' if default is None else f' (default: {default})'))
 

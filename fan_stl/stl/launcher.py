@@ -10,18 +10,19 @@ The launcher loads that file unmodified as a module, replaces a few names in its
 * `_parse_args`: the data guards (`data_checks`), unsupported options refused, `--resplit` forced in stage stl (the
   prefetcher's random erasing spares the teacher split), and the STL options added to `args` (so they are written
   to `args.yaml` and into every checkpoint, under `stl`);
-* `ClassificationTask` -> `build_task(STLConfig, model, ...)` (stages tl and stl);
+* `ClassificationTask` -> `build_task(STLConfig, model, ...)` (every stage: mixing methods, PAL and TransMix are
+  plain-model methods too);
+* `Mixup` / `FastCollateMixup` -> `STLMixup` / `STLCollateMixup` with `--mix-method` and its options (every stage;
+  train.py creates them only with `--mixup` or `--cutmix` > 0, so the methods drawn in that slot need one of them);
 * `create_loader`: an epoch that would run zero steps is an error; stage stl wraps the prefetching train loader in
   `PairedViewLoader`;
-* stage stl only: `create_dataset` wraps the training split in `PairedViewDataset`; `Mixup` / `FastCollateMixup`
-  become `STLMixup` / `STLCollateMixup`;
+* stage stl only: `create_dataset` wraps the training split in `PairedViewDataset`;
 * `train_one_epoch`: before the first step, the task train.py hands to its loop must be the one `build_task` made;
   after the first epoch, that task must have run. Otherwise the launcher stops with an error naming the train.py it
   could not patch (never a silent run with timm's plain loss).
 
 Everything else (AMP, EMA, gradient accumulation, resume, torchrun DDP, validation, checkpoints) is train.py's own.
 Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged train.py of 1.0.23 ... 1.0.28 and HEAD).
-Stage plain runs train.py untouched, with the fan models registered.
 """
 import argparse
 import functools
@@ -38,7 +39,7 @@ import timm
 
 from .config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .mixing import STLCollateMixup, STLMixup
+from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, mixer_options
 from .task import STLTask, build_task
 from .views import PairedViewDataset, PairedViewLoader
 
@@ -88,9 +89,16 @@ def load_timm_train(path: str) -> ModuleType:
 
 def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
     used = [what for name, what in UNSUPPORTED_OPTIONS.items() if getattr(args, name, None)]
-    if used and config.stage != 'plain':
-        raise ValueError(f'STL training does not support {", ".join(used)}; drop these train.py options.')
+    if used:
+        raise ValueError(f'fan_stl\'s training task (every stage) does not support {", ".join(used)}; drop these '
+                         f'train.py options (or run train.py directly for a plain model).')
     check_run_lengths(args.epochs, getattr(args, 'grad_accum_steps', 1))
+    mixer_made = args.mixup > 0 or args.cutmix > 0 or getattr(args, 'cutmix_minmax', None) is not None
+    if config.mix_method not in ('mixup_cutmix', *TOKEN_MIX_METHODS) and not mixer_made:
+        raise ValueError(
+            f'--mix-method {config.mix_method} mixes in train.py\'s Mixup slot, which train.py only creates with '
+            f'--mixup or --cutmix > 0: add --cutmix 1.0 after `--` (--mix-alpha sets the Beta of its own draws; '
+            f'mixpro also uses --mixup / --cutmix on its Mixup / CutMix batches).')
     if not getattr(args, 'dataset', '') or args.dataset.startswith('folder'):
         classes = check_image_folders(args.data_dir, args.train_split, args.val_split)
         if classes and args.num_classes is not None and args.num_classes != len(classes):
@@ -142,8 +150,8 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     def make_task(model, criterion=None, device=None, dtype=None, verbose=True, **kwargs):
         args = state.args
         state.task = build_task(
-            config, model, smoothing=args.smoothing, mixing=args.mixup > 0 or args.cutmix > 0,
-            seed=args.seed, rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
+            config, model, smoothing=args.smoothing, seed=args.seed,
+            rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
             model_name=args.model, verbose=verbose)
         return state.task
 
@@ -175,13 +183,12 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
 
     module._parse_args = parse_args
     module.create_loader = create_loader
-    if config.stage != 'plain':
-        module.ClassificationTask = make_task
-        module.train_one_epoch = train_one_epoch
+    module.ClassificationTask = make_task
+    module.train_one_epoch = train_one_epoch
+    module.Mixup = functools.partial(STLMixup, **mixer_options(config))
+    module.FastCollateMixup = functools.partial(STLCollateMixup, **mixer_options(config))
     if config.stage == 'stl':
         module.create_dataset = create_dataset
-        module.Mixup = functools.partial(STLMixup, method=config.mix_method)
-        module.FastCollateMixup = functools.partial(STLCollateMixup, method=config.mix_method)
     return state
 
 

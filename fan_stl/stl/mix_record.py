@@ -10,6 +10,10 @@ producers of a record; PAL and TransMix rewrite `lam` only; the token targets co
 To travel through timm's data path (worker processes, `pin_memory`, the prefetcher's `.to(device)`, `FastCollateMixup`)
 a record is packed into plain float columns appended to the soft image target: `(B, K)` -> `(B, K + 2 + N)` =
 `[soft target | lam | partner | own]`, and unpacked where the target is consumed.
+
+The one layout of the whole wing: the packed soft columns hold each sample's OWN (smoothed) target, never the mixed
+one; the class target is made where it is consumed, `record.class_target(soft) = lam * soft + (1 - lam) *
+soft[partner]`, after PAL / TransMix may have rewritten `lam` from the forward pass's attention.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -77,6 +81,12 @@ class MixRecord:
     def is_identity(self) -> bool:
         """ True when nothing was mixed (no partner content anywhere). """
         return bool((self.own == 1).all() and (self.lam == 1).all())
+
+    def class_target(self, soft: torch.Tensor) -> torch.Tensor:
+        """ The mixed class target `lam * soft + (1 - lam) * soft[partner]` from each sample's own target `(B, K)`. """
+        lam = self.lam.to(soft.device, torch.float32)[:, None]
+        soft = soft.float()
+        return lam * soft + (1. - lam) * soft[self.partner.to(soft.device)]
 
     def pack(self, soft_target: torch.Tensor) -> torch.Tensor:
         """ `[soft_target | lam | partner | own]` as one float tensor `(B, K + 2 + N)` (see the module docstring). """

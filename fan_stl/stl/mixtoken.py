@@ -18,8 +18,11 @@ blend rule.
 
 For models whose patch embedding is a single non-overlapping `Conv2d(kernel_size=stride=P)` (timm ViT/DeiT p16 and
 the like, not FAN's overlapping conv stems), mixing tokens is exactly pixel CutMix with a box snapped to multiples of
-P: `PatchCutMix` is that pixel-space form, a timm-`Mixup`-compatible callable (and, via `CollateMixing`, a
-`FastCollateMixup` one) that needs no model support.
+P: the `patch_cutmix` method of `fan_stl.stl.mixing.MIX_METHODS` is that pixel-space form (the same box draw, pasted
+in pixels by timm's Mixup / FastCollateMixup slots), which needs no model support.
+
+In training, `STLConfig(mix_method='mixtoken')` makes the task (`fan_stl.stl.task.STLTask`) draw the record, call
+`model(x, token_mix=record_args(record))` and let the token targets follow the record.
 """
 from typing import Optional, Tuple
 
@@ -28,12 +31,10 @@ import torch
 
 from timm.data.mixup import rand_bbox
 
-from .maskmix import RecordMixer, check_token_grid, pair_partners
+from .maskmix import pair_partners
 from .mix_record import MixRecord
 
-__all__ = ['MixToken', 'PatchCutMix', 'record_args', 'unmix_tokens', 'unmixed_record']
-
-_TOKEN_STRIDE = 16
+__all__ = ['MixToken', 'record_args', 'unmix_tokens', 'unmixed_record']
 
 
 class MixToken:
@@ -116,37 +117,3 @@ def unmix_tokens(tokens: torch.Tensor, record: MixRecord) -> torch.Tensor:
 def unmixed_record(record: MixRecord) -> MixRecord:
     """ The record that goes with un-mixed token predictions: every token the image's own, class share `lam`. """
     return MixRecord(own=torch.ones_like(record.own), partner=record.partner, lam=record.lam)
-
-
-class PatchCutMix(RecordMixer):
-    """ MixToken in pixel space: CutMix with the box drawn on the token grid (exactly `MixToken`'s draw) and pasted
-    in pixels; equal to token-space MixToken for a non-overlapping `Conv2d(kernel_size=stride=P)` patch embedding. """
-
-    def __init__(
-            self,
-            alpha: float = 1.,
-            prob: float = 1.,
-            pairing: str = 'flip',
-            num_classes: int = 1000,
-            label_smoothing: float = 0.1,
-            patch_size: int = _TOKEN_STRIDE,
-    ):
-        self.mixtoken = MixToken(alpha, prob, pairing)  # before the base sets mixup_enabled through it
-        super().__init__(num_classes, label_smoothing, patch_size)
-
-    @property
-    def mixup_enabled(self) -> bool:
-        return self.mixtoken.mixup_enabled
-
-    @mixup_enabled.setter
-    def mixup_enabled(self, value: bool) -> None:
-        self.mixtoken.mixup_enabled = value
-
-    def sample(self, x: torch.Tensor) -> Tuple[Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
-        batch, _, height, width = x.shape
-        check_token_grid(height, width, self.token_stride)
-        p = self.token_stride
-        record = self.mixtoken(batch, (height // p, width // p), x.device)
-        own = record.own.view(batch, 1, height // p, width // p)
-        pixel_own = own.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
-        return pixel_own, record.partner, record.lam

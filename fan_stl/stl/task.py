@@ -1,33 +1,46 @@
 """`build_task`: the one place a training stage is assembled, for the launcher, the engine and any own loop.
 
-`build_task(config, model, ...)` returns a timm `ClassificationTask` (train.py, the engine and a user loop call
-`task(input, target)['loss']` under their autocast):
+`build_task(config, model, ...)` returns an `STLTask`, a timm `ClassificationTask` (train.py, the engine and a user
+loop call `task(input, target)['loss']` under their autocast), for every stage:
 
-* stage `plain`: timm's own `ClassificationTask` with soft-target (mixing) or label-smoothing cross-entropy;
-* stage `tl`: `STLTask` on plain image batches, `TokenLabelLoss` on the class head and the token-averaged logits;
-* stage `stl`: `STLTask` on paired batches `(B, 2C, H, W)`: the label source (the frozen teacher, run under the
-  caller's autocast) labels the clean teacher view, the token targets follow the batch's `MixRecord` when
-  `follow_mixing` is on, and `TokenLabelLoss` scores the student on the student view.
+* stage `plain`: any timm classifier, soft-target cross-entropy on the class target;
+* stage `tl`: `TokenLabelLoss` on the class head and the token-averaged logits of a token-head model;
+* stage `stl`: paired batches `(B, 2C, H, W)`: the label source (the frozen teacher, run under the caller's
+  autocast) labels the clean teacher view, the token targets follow the batch's `MixRecord` when `follow_mixing` is
+  on, and `TokenLabelLoss` scores the student on the student view.
+
+Mixing, in every stage: targets are class indices, soft targets, or packed mix targets (each sample's own target and
+its `MixRecord`, from the `MIX_METHODS` producers in timm's Mixup slots). The class target is made here, from the
+record: `record.class_target(own)`. `mix_method='mixtoken'` draws the token-box record here and mixes inside the model
+(`model(x, token_mix=...)`; the token targets always follow it, which is LV-ViT's un-mixing of the token predictions
+as one loss). `attention_relabel` (`pal`, `transmix`) asks the model for its class attention (`return_attn=True`)
+and rewrites `record.lam` before the class loss. Both are explicit forward arguments: no hooks, compiled and EMA
+models work. Combinations that cannot work are refused here, with the fix.
 
 The label source is held outside the module tree, so the teacher stays out of DDP, EMA, the optimizer and the
 checkpoints (one per rank). `STLTask.steps` counts the steps it ran (the launcher checks it is the task in use).
 """
+import inspect
 from typing import Callable, ContextManager, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.data.mixup import mixup_target
+from timm.loss import SoftTargetCrossEntropy
 from timm.task import ClassificationTask
 
+from ..models.fan import TOKEN_STRIDE
+from .attention_labels import relabelled
 from .config import STLConfig
 from .loss import TokenLabelLoss
 from .mix_record import MixRecord
+from .mixtoken import MixToken, record_args
 from .targets import TokenLabelTarget, TokenTargets
 from .teacher import LABEL_SOURCES
 from .views import split_views
 
-__all__ = ['STLTask', 'build_task', 'split_target']
+__all__ = ['STLTask', 'build_task', 'check_mixing', 'split_target']
 
 
 def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, Optional[MixRecord]]:
@@ -43,23 +56,48 @@ def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 
 
 
 class STLTask(ClassificationTask):
-    """ The `tl` and `stl` stages as a timm task (see the module docstring). """
+    """ Every stage as a timm task (see the module docstring). """
 
     def __init__(
             self,
             model: nn.Module,
-            criterion: TokenLabelLoss,
+            criterion: nn.Module,
             labeler: Optional[Callable[[torch.Tensor], TokenTargets]] = None,
             follow_mixing: bool = False,
+            token_mixer: Optional[MixToken] = None,
+            attention_relabel: str = 'none',
+            pal_alpha: Optional[float] = None,
+            pal_alpha_grad: bool = False,
+            smoothing: float = 0.,
             device: Optional[torch.device] = None,
             dtype: Optional[torch.dtype] = None,
             verbose: bool = True,
     ):
+        """
+        Args:
+            model: The model to train.
+            criterion: `TokenLabelLoss` (stages tl, stl) or a soft-target loss on the class logits (stage plain).
+            labeler: The stage-stl label source (teacher view -> token targets).
+            follow_mixing: Token targets follow the record of every mixed batch.
+            token_mixer: MixToken's record draw (mix_method `mixtoken`), mixed inside the model.
+            attention_relabel: `'none'`, `'pal'` or `'transmix'`.
+            pal_alpha: PAL's fixed alpha (None: the per-sample cosine of MixPro's code).
+            pal_alpha_grad: Let gradients flow through PAL's cosine alpha (as MixPro's code).
+            smoothing: Label smoothing of the own targets this task makes from class indices.
+        """
         super().__init__(model=model, criterion=criterion, device=device, dtype=dtype, verbose=verbose)
         self.num_classes = model.num_classes
         self.labeler = labeler
         self.follow_mixing = follow_mixing
+        self.token_mixer = token_mixer
+        self.attention_relabel, self.pal_alpha, self.pal_alpha_grad = attention_relabel, pal_alpha, pal_alpha_grad
+        self.smoothing = smoothing
+        self.token_labels = isinstance(criterion, TokenLabelLoss)
         self.steps = 0
+
+    def _own_targets(self, target: torch.Tensor) -> torch.Tensor:
+        """ Each sample's own soft target `(B, K)` (class indices are smoothed one-hots). """
+        return target.float() if target.ndim == 2 else mixup_target(target, self.num_classes, 1., self.smoothing)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
         image_target, record = split_target(target, self.num_classes)
@@ -67,11 +105,58 @@ class STLTask(ClassificationTask):
         if self.labeler is not None:
             teacher_images, input = split_views(input)
             tokens = self.labeler(teacher_images)
-            if self.follow_mixing and record is not None:
+        forward_args = {}
+        if self.token_mixer is not None and self.training:
+            grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
+            record = self.token_mixer(input.shape[0], grid, input.device)
+            forward_args['token_mix'] = record_args(record)
+        relabel = self.attention_relabel != 'none' and record is not None and not record.is_identity
+        if relabel:
+            forward_args['return_attn'] = True
+        output = self.trainable_module(input, **forward_args)
+        if relabel:
+            output, attn = output
+        if record is not None:
+            own = self._own_targets(image_target)
+            if relabel:
+                logits = output[0] if isinstance(output, (tuple, list)) else output
+                record = relabelled(self.attention_relabel, record, attn, logits, own, self.pal_alpha,
+                                    not self.pal_alpha_grad)
+            image_target = record.class_target(own)
+            if tokens is not None and (self.follow_mixing or self.token_mixer is not None):
                 tokens = tokens.blend(record)
-        output = self.trainable_module(input)
         self.steps += 1
-        return {'loss': self.criterion(output, TokenLabelTarget(image_target, tokens)), 'output': output}
+        if self.token_labels:
+            loss = self.criterion(output, TokenLabelTarget(image_target, tokens))
+        else:
+            loss = self.criterion(output, self._own_targets(image_target))
+        return {'loss': loss, 'output': output}
+
+
+def _forward_arguments(model: nn.Module) -> Tuple[str, ...]:
+    return tuple(inspect.signature(getattr(model, '_orig_mod', model).forward).parameters)
+
+
+def check_mixing(config: STLConfig, model: nn.Module) -> None:
+    """ Refuse a mixing method or attention relabelling that cannot work with `model`, naming the fix. """
+    name = type(model).__name__
+    if config.mix_method == 'mixtoken' and 'token_mix' not in _forward_arguments(model):
+        raise ValueError(
+            f'--mix-method mixtoken mixes tokens inside the model (model(x, token_mix=...)), which {name} does not '
+            f'support. Use a FAN model, or --mix-method patch_cutmix (the pixel-space MixToken) for a ViT p16.')
+    if config.attention_relabel != 'none' and (
+            'return_attn' not in _forward_arguments(model) or not len(getattr(model, 'cls_attn_blocks', ()))):
+        raise ValueError(
+            f'--attention-relabel {config.attention_relabel} reads the last class-attention map '
+            f'(model(x, return_attn=True)), which {name} does not provide. Use a FAN model with class-attention '
+            f'blocks, or --attention-relabel none.')
+    if config.mix_method == 'patch_cutmix':
+        convs = [m for m in getattr(model, 'patch_embed', nn.Identity()).modules() if isinstance(m, nn.Conv2d)]
+        if len(convs) != 1 or tuple(convs[0].kernel_size) != (16, 16) or tuple(convs[0].stride) != (16, 16):
+            raise ValueError(
+                f'--mix-method patch_cutmix equals MixToken only for a model whose patch embedding is one '
+                f'non-overlapping 16x16 conv (timm ViT / DeiT p16); {name}\'s is not. Use --mix-method mixtoken for '
+                f'FAN models, or maskmix / mixup_cutmix.')
 
 
 def build_task(
@@ -79,7 +164,6 @@ def build_task(
         model: nn.Module,
         *,
         smoothing: float = 0.1,
-        mixing: bool = True,
         seed: int = 0,
         rank: int = 0,
         device: Optional[torch.device] = None,
@@ -94,7 +178,6 @@ def build_task(
         config: The STL options.
         model: The model to train (a `*_tl` / `*_stl` token-head model for stages tl and stl).
         smoothing: Image label smoothing (`--smoothing`); also the token label smoothing unless the config sets it.
-        mixing: Whether Mixup / CutMix produce soft image targets (stage plain picks its loss by it).
         seed: Run seed (the teacher's Gumbel stream is drawn from it and the rank).
         rank: Distributed rank.
         device: Where the model and the teacher run.
@@ -103,10 +186,14 @@ def build_task(
         model_name: The student's architecture name (default architecture of a checkpoint teacher).
         verbose: Let timm's task log its set-up.
     """
-    common = dict(device=device, dtype=dtype, verbose=verbose)
+    check_mixing(config, model)
+    common = dict(device=device, dtype=dtype, verbose=verbose, smoothing=smoothing,
+                  token_mixer=MixToken(config.mix_alpha, pairing=config.mix_pairing)
+                  if config.mix_method == 'mixtoken' else None,
+                  attention_relabel=config.attention_relabel, pal_alpha=config.pal_alpha,
+                  pal_alpha_grad=config.pal_alpha_grad)
     if config.stage == 'plain':
-        criterion = SoftTargetCrossEntropy() if mixing else LabelSmoothingCrossEntropy(smoothing)
-        return ClassificationTask(model=model, criterion=criterion, **common)
+        return STLTask(model=model, criterion=SoftTargetCrossEntropy(), **common)
     if not callable(getattr(model, 'set_token_label_training', None)):
         raise ValueError(
             f'Stage {config.stage} trains a token-head model (`*_tl` for stage tl, `*_stl` for stage stl, e.g. '
@@ -120,4 +207,3 @@ def build_task(
         labeler = source(config, model_name or model.default_cfg.get('architecture', ''), model.num_classes,
                          device or torch.device('cpu'), smoothing, seed, rank, autocast)
     return STLTask(model=model, criterion=criterion, labeler=labeler, follow_mixing=config.follow_mixing, **common)
-

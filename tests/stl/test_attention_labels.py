@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from fan_stl.stl.attention_labels import attention_own_share, pal_alpha, pal_lam, relabel, transmix_lam
-from fan_stl.stl.maskmix import class_target
 from fan_stl.stl.mix_record import MixRecord
 
 
@@ -32,7 +31,7 @@ def test_pal_with_fixed_and_cosine_alpha():
     torch.testing.assert_close(pal_lam(attn, record, 1.), torch.tensor([0.2, 0.0]))
     soft = torch.eye(3)[:2]  # own targets: class 0 and class 1
     # logits that reproduce the area target exactly: alpha = 1, so lam = lam_attn
-    area_target = class_target(soft, record)
+    area_target = record.class_target(soft)
     alpha = pal_alpha(area_target.log(), soft, record)
     torch.testing.assert_close(alpha, torch.ones(2))
     # uniform predictions: alpha = cos(target, uniform) = sum(t) / (|t| * sqrt(3))
@@ -70,14 +69,15 @@ def test_bad_attention_is_named():
 def test_pal_on_a_fan_forward_with_a_maskmix_batch():
     import numpy as np
     import timm
-    from fan_stl.stl.maskmix import MaskMix
+    from fan_stl.stl.mixing import STLMixup
     np.random.seed(0)
     model = timm.create_model('fan_tiny_12_p16_224', depth=1, num_classes=5).eval()
-    mixed, packed = MaskMix(cell_tokens=1, pairing='flip', num_classes=5)(torch.randn(4, 3, 64, 64), torch.arange(4))
+    mixer = STLMixup(method='maskmix', maskmix_cell=1, paired=False, num_classes=5)
+    mixed, packed = mixer(torch.randn(4, 3, 64, 64), torch.arange(4))
     soft, record = MixRecord.unpack(packed, 5)
     with torch.no_grad():
         logits, attn = model(mixed, return_attn=True)
     lam = pal_lam(attn, record, pal_alpha(logits, soft, record))
     assert lam.shape == (4,) and ((lam >= 0) & (lam <= 1)).all()
-    target = class_target(soft, relabel(record, lam))
+    target = relabel(record, lam).class_target(soft)
     torch.testing.assert_close(target.sum(-1), torch.ones(4))

@@ -1,13 +1,23 @@
-"""MaskMix, timm Mixup/CutMix and the MixPro schedule as MixRecord producers."""
+"""MaskMix, timm Mixup/CutMix and the MixPro schedule as MixRecord producers (the MIX_METHODS entries)."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fan_stl.stl.maskmix import CollateMixing, MaskMix, MixProSchedule, TimmMixing, class_target
 from fan_stl.stl.mix_record import MixRecord
+from fan_stl.stl.mixing import STLCollateMixup, STLMixup
 
 K = 5
+
+
+def MaskMix(cell_tokens=4, mode='batch', pairing='perm', prob=1., **kwargs):
+    """ The maskmix method in timm's Mixup slot of a plain (unpaired) batch. """
+    return STLMixup(method='maskmix', maskmix_cell=cell_tokens, maskmix_mode=mode, pairing=pairing, prob=prob,
+                    paired=False, **kwargs)
+
+
+def TimmMixing(**kwargs):
+    return STLMixup(method='mixup_cutmix', paired=False, **kwargs)
 
 
 def _indexed_images(batch: int, height: int, width: int) -> torch.Tensor:
@@ -85,17 +95,19 @@ def test_timm_mixup_owns_lam_of_every_token_and_matches_timm_target():
     torch.testing.assert_close(record.own, lam.expand(4, 4))
     torch.testing.assert_close(mixed, x * lam + x.flip(0) * (1 - lam))
     from timm.data.mixup import mixup_target
-    torch.testing.assert_close(class_target(soft, record), mixup_target(torch.arange(4), K, lam.item(), 0.1))
+    torch.testing.assert_close(record.class_target(soft), mixup_target(torch.arange(4), K, lam.item(), 0.1))
 
 
 def test_mixup_off_and_bad_mode_are_handled():
-    mixing = TimmMixing(mixup_alpha=1., num_classes=K)
-    mixing.mixup_enabled = False
-    x = torch.rand(2, 3, 32, 32)
-    mixed, packed = mixing(x, torch.arange(2))
-    assert torch.equal(mixed, x) and MixRecord.unpack(packed, K)[1].is_identity
-    with pytest.raises(ValueError, match='mixup-mode batch'):
-        TimmMixing(mixup_alpha=1., mode='elem', num_classes=K)
+    for mixing in (TimmMixing(mixup_alpha=1., num_classes=K), MaskMix(num_classes=K)):
+        mixing.mixup_enabled = False
+        x = torch.rand(2, 3, 32, 32)
+        mixed, packed = mixing(x, torch.arange(2))
+        assert torch.equal(mixed, x) and MixRecord.unpack(packed, K)[1].is_identity
+    with pytest.raises(ValueError, match='--mixup-mode'):
+        TimmMixing(mixup_alpha=1., mode='half', num_classes=K)
+    with pytest.raises(ValueError, match='maskmix-mode'):
+        MaskMix(mode='pixel', num_classes=K)
     with pytest.raises(ValueError, match='multiples of the token stride'):
         MaskMix(num_classes=K)(torch.rand(2, 3, 40, 32), torch.arange(2))
 
@@ -104,7 +116,7 @@ def test_collate_variant_mixes_uint8_and_honours_mixup_enabled():
     np.random.seed(4)
     torch.manual_seed(4)
     samples = [(np.full((3, 32, 32), 10 * (b + 1), dtype=np.uint8), b) for b in range(4)]
-    collate = CollateMixing(MaskMix(1, pairing='flip', num_classes=K))
+    collate = STLCollateMixup(method='maskmix', maskmix_cell=1, pairing='flip', paired=False, num_classes=K)
     images, packed = collate(samples)
     assert images.dtype == torch.uint8 and images.shape == (4, 3, 32, 32)
     record = MixRecord.unpack(packed, K)[1]
@@ -118,7 +130,8 @@ def test_collate_variant_mixes_uint8_and_honours_mixup_enabled():
 def test_mixpro_schedule_uses_both_branches():
     np.random.seed(5)
     torch.manual_seed(5)
-    schedule = MixProSchedule(MaskMix(1, num_classes=K), TimmMixing(mixup_alpha=1., num_classes=K), p_maskmix=0.5)
+    schedule = STLMixup(method='mixpro', maskmix_cell=1, mixpro_p_maskmix=0.5, mixup_alpha=1., paired=False,
+                        num_classes=K)
     x = torch.rand(4, 3, 32, 32)
     kinds = set()
     for _ in range(20):

@@ -14,7 +14,8 @@ from tests.stl_helpers import ColourDataset, PixelTeacher
 
 MIX = dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=4)
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
-METHODS = {'mixup': dict(mixup_alpha=0.8, cutmix_alpha=0.), 'cutmix': dict(mixup_alpha=0., cutmix_alpha=1.)}
+METHODS = {'mixup': dict(mixup_alpha=0.8, cutmix_alpha=0.), 'cutmix': dict(mixup_alpha=0., cutmix_alpha=1.),
+           'maskmix': dict(method='maskmix', maskmix_cell=1, mixup_alpha=0., cutmix_alpha=1.)}
 
 
 @pytest.mark.parametrize('seed', range(4))
@@ -28,7 +29,8 @@ def test_students_are_mixed_exactly_like_timm_and_teachers_not_at_all(seed):
     mixed_teacher, mixed_student = split_views(mixed)
     soft, record = MixRecord.unpack(packed, num_classes=4)
     assert torch.equal(mixed_teacher, teacher) and torch.equal(mixed_student, timm_student)
-    torch.testing.assert_close(soft, timm_target)
+    torch.testing.assert_close(record.class_target(soft), timm_target)  # the packed soft target is each sample's own
+    assert torch.equal(soft.argmax(1), labels)
     assert torch.equal(record.partner, torch.tensor([3, 2, 1, 0])) and record.shape == (4, 16)
 
 
@@ -44,7 +46,7 @@ def _colour_loader(prefetcher: bool, method: str):
 
 
 @pytest.mark.parametrize('prefetcher', [True, False])
-@pytest.mark.parametrize('method', ['mixup', 'cutmix'])
+@pytest.mark.parametrize('method', ['mixup', 'cutmix', 'maskmix'])
 def test_record_survives_the_data_path_and_says_who_owns_each_pixel(prefetcher, method):
     loader, mixup_fn = _colour_loader(prefetcher, method)
     np.random.seed(3)
@@ -56,7 +58,7 @@ def test_record_survives_the_data_path_and_says_who_owns_each_pixel(prefetcher, 
     teacher, student = split_views(input)
     partner_view = teacher[record.partner]
     assert 0 < record.lam[0] < 1 and torch.equal(record.partner, torch.tensor([3, 2, 1, 0]))
-    if method == 'cutmix':  # every student pixel is its own or its partner's, and the record counts them per token
+    if method != 'mixup':  # every student pixel is its own or its partner's, and the record counts them per token
         own_pixels = (student - teacher).abs().amax(1) < 1e-4
         assert torch.all(own_pixels | ((student - partner_view).abs().amax(1) < 1e-4))
         torch.testing.assert_close(record.own, F.avg_pool2d(own_pixels[:, None].float(), 16).flatten(1))
@@ -69,8 +71,9 @@ def test_record_survives_the_data_path_and_says_who_owns_each_pixel(prefetcher, 
 
 
 @pytest.mark.parametrize('prefetcher', [True, False])
-def test_followed_token_targets_are_the_pixel_owners_under_cutmix(prefetcher):
-    loader, mixup_fn = _colour_loader(prefetcher, 'cutmix')
+@pytest.mark.parametrize('method', ['cutmix', 'maskmix'])
+def test_followed_token_targets_are_the_pixel_owners(prefetcher, method):
+    loader, mixup_fn = _colour_loader(prefetcher, method)
     np.random.seed(5)
     input, target = next(iter(loader))
     if mixup_fn is not None:
@@ -102,3 +105,9 @@ def test_disabled_and_unsupported_mixing():
         STLMixup(method='bogus', **MIX)
     with pytest.raises(ValueError, match='PairedViewDataset'):
         STLCollateMixup(**MIX)([(image, 1), (image, 2)])
+    with pytest.raises(ValueError, match='PairedViewDataset'):
+        STLCollateMixup(paired=False, **MIX)([((image, image), 1), ((image, image), 2)])
+    with pytest.raises(ValueError, match="pairing 'flip'"):
+        STLMixup(mode='pair', pairing='perm', **MIX)
+    with pytest.raises(ValueError, match='--mixup-prob|--mixup and/or --cutmix'):
+        STLMixup(method='mixpro', mixup_alpha=0., cutmix_alpha=0., num_classes=4)

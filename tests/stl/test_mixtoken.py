@@ -8,9 +8,15 @@ import torch.nn as nn
 
 import timm
 from fan_stl.stl.mix_record import MixRecord
-from fan_stl.stl.mixtoken import MixToken, PatchCutMix, record_args, unmix_tokens, unmixed_record
+from fan_stl.stl.mixing import STLMixup
+from fan_stl.stl.mixtoken import MixToken, record_args, unmix_tokens, unmixed_record
 
 K = 6
+
+
+def PatchCutMix(pairing='flip', **kwargs):
+    """ The patch_cutmix method in timm's Mixup slot of a plain (unpaired) batch. """
+    return STLMixup(method='patch_cutmix', pairing=pairing, paired=False, **kwargs)
 
 
 def _until_mixed(draw):

@@ -2,8 +2,7 @@
 import pytest
 import timm
 import torch
-from timm.loss import SoftTargetCrossEntropy
-from timm.task import ClassificationTask
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 from fan_stl.stl.config import STLConfig
 from fan_stl.stl.mix_record import MixRecord
@@ -18,8 +17,11 @@ def _model(name):
 
 
 def test_plain_and_tl_stages():
-    plain = build_task(STLConfig(stage='plain'), timm.create_model('fan_tiny_8_p4_hybrid', **SMALL))
-    assert type(plain) is ClassificationTask and isinstance(plain.criterion, SoftTargetCrossEntropy)
+    plain = build_task(STLConfig(stage='plain'), timm.create_model('fan_tiny_8_p4_hybrid', **SMALL), smoothing=0.1)
+    assert isinstance(plain, STLTask) and isinstance(plain.criterion, SoftTargetCrossEntropy)
+    x, labels = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
+    out = plain(x, labels)  # class indices: the label-smoothing cross-entropy
+    torch.testing.assert_close(out['loss'], LabelSmoothingCrossEntropy(0.1)(out['output'], labels))
     model = _model('fan_t_hybrid_tl')
     tl = build_task(STLConfig(stage='tl'), model)
     assert isinstance(tl, STLTask) and tl.labeler is None and not model.fuse_token_logits
@@ -47,7 +49,7 @@ def test_stl_token_targets_follow_the_record_only_when_asked(follow):
     clean = task.labeler(teacher_view)
     expected = clean.blend(record) if follow else clean
     torch.testing.assert_close(seen[0].tokens.dense(), expected.dense())
-    torch.testing.assert_close(seen[0].cls, soft)
+    torch.testing.assert_close(seen[0].cls, record.class_target(soft))  # the packed soft columns are own targets
 
 
 def test_teacher_with_other_classes_is_refused():
