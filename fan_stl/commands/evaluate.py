@@ -31,6 +31,7 @@ def _head_mismatch(state_dict: Dict[str, Any], model: Any, name: str, checkpoint
 def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_classes: Optional[int]) -> Any:
     """ A timm model, optionally with weights from a checkpoint (official FAN/STL files are converted on the fly). """
     import timm
+    from timm.models import clean_state_dict
 
     import fan_stl
     from fan_stl.hub import load_weights_file
@@ -56,7 +57,7 @@ def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_cla
                 raise ValueError(hint) from None
             raise
         return model
-    state_dict, _ = read_checkpoint(checkpoint)  # weights_only=True; missing / truncated files named
+    state_dict = clean_state_dict(read_checkpoint(checkpoint)[0])  # weights_only=True; bad files named; no 'module.'
     hint = _head_mismatch(state_dict, model, name, checkpoint)
     if hint:
         raise ValueError(hint)
