@@ -3,8 +3,11 @@ clean and corrupted images, compared by clean accuracy and by corruption error r
 
 The arms (all FAN-T-Hybrid, sizes set by `model_kwargs`) are listed in `fan_stl.arms`. Used by `python -m fan_stl demo`
 and `benchmarks/reproduce_small.py`. Every step resumes: finished trainings (their safetensors), corrupted images and
-evaluated cells are reused when the same output folder is run again. With `progress`, one display covers the whole
-run: arm k of n, epoch, the validation top-1 of each finished epoch and the overall ETA.
+evaluated cells are reused when the same output folder is run again with the same settings (recorded in
+`RUN_RECORD`); other settings are refused (`OutputFolderError`) unless `overwrite` discards the earlier run's
+outputs. Other arms and seeds may be added to a folder: each (arm, seed) has its own weights and results.
+With `progress`, one display covers the whole run: arm k of n, epoch, the validation top-1 of each finished epoch
+and the overall ETA.
 """
 import json
 import shutil
@@ -23,7 +26,7 @@ import timm
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from . import engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
+from . import __version__, engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
 from .arms import ARMS, check_arms, training_order
 from .convert import write_weights_folder
 from .engine import TrainConfig, train
@@ -40,6 +43,17 @@ from .robustness import (
 )
 from .robustness.evaluate import write_json_atomic
 from .robustness.layouts import is_image
+from .synthetic import make_shapes_dataset
+
+RUN_RECORD = 'fan_stl_run.json'
+# what a run writes into its output folder (besides RUN_RECORD), removed by `overwrite`
+RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png')
+# settings that do not change any number of a run
+_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'progress', 'overwrite', 'out_dir')
+
+
+class OutputFolderError(ValueError):
+    """ The output folder holds another run's outputs; the message names `--out` and `--overwrite`. """
 
 
 @dataclass
@@ -56,6 +70,8 @@ class ExperimentConfig:
     eval_batch_size: int = 64
     workers: int = 2
     progress: bool = True
+    generate: Optional[Dict[str, Any]] = None  # generate data_dir first: `fan_stl.synthetic.make_shapes_dataset` args
+    overwrite: bool = False  # discard the outputs of a run with other settings in out_dir instead of refusing
 
 
 @dataclass
@@ -69,8 +85,51 @@ class ArmResult:
     history: List[Dict[str, float]]
 
 
+def _identity(cfg: ExperimentConfig) -> Dict[str, Any]:
+    values = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    values['data_dir'] = str(Path(cfg.data_dir).resolve())
+    return json.loads(json.dumps({'fan_stl_version': __version__, **values}))  # tuples -> lists, as stored
+
+
+def _run_outputs(cfg: ExperimentConfig) -> List[Path]:
+    """ What an earlier run left in the output folder: its outputs, evaluation subsets and generated data. """
+    out = Path(cfg.out_dir)
+    found = [out / name for name in RUN_OUTPUTS] + (sorted(out.glob('val-first*')) if out.is_dir() else [])
+    data = Path(cfg.data_dir).resolve()
+    if cfg.generate is not None and out.resolve() in data.parents:  # only generated data inside the folder
+        found.append(data)
+    return [p for p in found if p.exists()]
+
+
+def claim_output_dir(cfg: ExperimentConfig) -> None:
+    """ Make `cfg.out_dir` this run's before any work: resume a run with the same settings, refuse another one
+    (`OutputFolderError`) or, with `cfg.overwrite`, remove its outputs (only the names a run writes). """
+    out = Path(cfg.out_dir)
+    record, identity = out / RUN_RECORD, _identity(cfg)
+    fix = 'choose a new output folder (--out) or discard the earlier run (--overwrite)'
+    if record.exists() and not cfg.overwrite:
+        try:
+            stored = json.loads(record.read_text())
+        except ValueError:
+            raise OutputFolderError(f'{record} is not valid JSON, so the run in {out} cannot be resumed; {fix}')
+        differences = [k for k in sorted(set(stored) | set(identity)) if stored.get(k) != identity.get(k)]
+        if not differences:
+            return
+        shown = '; '.join(f'{k}: {json.dumps(stored.get(k))[:60]} there, {json.dumps(identity.get(k))[:60]} now'
+                          for k in differences[:3])
+        raise OutputFolderError(f'{out} holds a run with other settings ({shown}); {fix}')
+    outputs = _run_outputs(cfg)
+    if outputs and not cfg.overwrite:
+        raise OutputFolderError(f'{out} holds outputs of an earlier run without its record {RUN_RECORD} (an older '
+                                f'fan_stl: {", ".join(p.name for p in outputs)}), which cannot be matched to this '
+                                f'run; {fix}')
+    for path in outputs:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, identity)
+
+
 def _check(cfg: ExperimentConfig) -> None:
-    check_arms(cfg.arms)
     for split in ('train', 'val'):
         if not (Path(cfg.data_dir) / split).is_dir():
             raise FileNotFoundError(
@@ -194,8 +253,14 @@ def _train_arm(
 
 def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     """ Train every arm for every seed, evaluate it clean and corrupted, and compare it with the baseline. """
-    _check(cfg)
+    check_arms(cfg.arms)
+    claim_output_dir(cfg)
     out = Path(cfg.out_dir)
+    if cfg.generate is not None:
+        if cfg.progress:
+            print(f'generating the image set in {cfg.data_dir} ...', file=sys.stderr, flush=True)
+        make_shapes_dataset(Path(cfg.data_dir), **cfg.generate)
+    _check(cfg)
     progress = RunProgress(cfg)
     try:
         progress.phase('corrupting the evaluation images')

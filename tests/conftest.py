@@ -6,6 +6,7 @@ at `$FAN_STL_TEST_DATA`, else `../shared/data/imagenette-128` beside the checkou
 """
 import os
 from pathlib import Path
+from typing import Dict
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
@@ -15,7 +16,15 @@ import torch  # noqa: E402
 import fan_stl  # noqa: E402,F401  (registers the fan_* models before test modules are collected)
 
 DATA_ENV = 'FAN_STL_TEST_DATA'
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'imagenette-128'
+CHECKOUT = Path(__file__).resolve().parents[1]
+SHARED_DATA = CHECKOUT.parent / 'shared' / 'data' / 'imagenette-128'
+
+
+def checkout_env(**overrides: str) -> Dict[str, str]:
+    """ The environment for a child interpreter that must import fan_stl from this checkout, not an installed copy
+    (a script run by path or by torchrun has its own folder, not the working directory, on `sys.path`). """
+    path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get('PYTHONPATH')]))
+    return {**os.environ, **overrides, 'PYTHONPATH': path}
 
 
 def imagenette_path() -> Path:

@@ -4,7 +4,6 @@ Each check runs a fresh interpreter the way a user does (`python -X importtime -
 modules it imported, so it measures what was imported rather than a wall-clock time that a loaded machine skews.
 """
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,15 @@ from fan_stl.cli import COMMANDS, build_parser
 from fan_stl.commands._args import TOKEN_STRIDE
 from fan_stl.models.fan import TOKEN_STRIDE as MODEL_TOKEN_STRIDE
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import CHECKOUT, checkout_env
+
 HEAVY = ('torch', 'timm')
-# command modules that still import torch at their top (their owners move those imports into `run`); strict: once
-# they are light, the xfail turns into a failure that says to drop the entry
-TOP_LEVEL_HEAVY = set()
 
 
-def python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def python(*args: str, cwd: Path = CHECKOUT) -> subprocess.CompletedProcess:
     """ A fresh interpreter that imports fan_stl from this checkout. """
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=checkout_env())
 
 
 def imported_modules(importtime_log: str) -> set:
@@ -33,13 +30,7 @@ def imported_modules(importtime_log: str) -> set:
     return {line.rsplit('|', 1)[1].strip() for line in importtime_log.splitlines() if line.startswith('import time:')}
 
 
-def _help_case(command):
-    heavy = TOP_LEVEL_HEAVY if command is None else TOP_LEVEL_HEAVY & {command}
-    marks = [pytest.mark.xfail(strict=True, reason=f'{sorted(heavy)} import torch at their top')] if heavy else []
-    return pytest.param(command, marks=marks, id=command or 'top-level')
-
-
-@pytest.mark.parametrize('command', [_help_case(None)] + [_help_case(name) for name in COMMANDS])
+@pytest.mark.parametrize('command', [None, *COMMANDS], ids=lambda command: command or 'top-level')
 def test_help_imports_neither_torch_nor_timm(command):
     result = python('-X', 'importtime', '-m', 'fan_stl', *([command] if command else []), '--help')
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,6 +1,5 @@
 """The engine on real images: both stages, best-epoch EMA teacher, safe resume, atomic checkpoints, data guards."""
 import argparse
-import os
 import pickle
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import torch
 from timm.models import load_checkpoint
 
 from fan_stl.engine import TrainConfig, train
+from tests.conftest import checkout_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(model='fan_t_hybrid_tl', img_size=64, batch_size=4, samples_per_class=2, val_samples_per_class=1,
@@ -128,7 +128,7 @@ def test_sigterm_during_a_checkpoint_save_keeps_the_previous_checkpoint(imagenet
     script = tmp_path / 'slow_save.py'
     script.write_text(SIGTERM_SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script), str(imagenette_root), str(tmp_path / 'out')], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+                            stdout=subprocess.PIPE, text=True, env=checkout_env())
     deadline = time.time() + 300
     while proc.stdout.readline().strip() != 'SAVING':
         assert proc.poll() is None and time.time() < deadline, 'the training script ended before its second save'
@@ -157,7 +157,7 @@ print(f"rank{rank} steps={len(r.step_losses)} top1={r.history[-1]['val_top1']:.2
 def test_torchrun_two_ranks_stage2(imagenette_root, tmp_path):
     script = tmp_path / 'ddp_stl.py'
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    env = checkout_env(OMP_NUM_THREADS='1')  # torchrun's children run the script by path
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517', str(script),
          str(imagenette_root), str(tmp_path / 'out')],

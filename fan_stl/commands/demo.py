@@ -18,6 +18,7 @@ from ._args import image_size, positive_int
 # Sized for two CPU cores: a FAN-T-Hybrid with 1 + 1 ConvNeXt blocks and 2 FAN blocks at 64 px (4 x 4 tokens).
 # Label smoothing, flips, random erasing and crops of at least 35% of the image, but no RandAugment and no Mixup /
 # CutMix: with them a model trained from scratch stays near chance for the few hundred steps minutes allow.
+VAL_PER_CLASS = 40  # generated validation images per class (the engine's per-epoch top-1 is on all of them)
 DEMO_RECIPE = dict(model_kwargs=dict(depth=2, stem_depths=(1, 1)), aa=None, mixup=0., cutmix=0., scale=(0.35, 1.0),
                    warmup_epochs=1, cooldown_epochs=0, ema_decay=0., drop_path=0., workers=0)
 
@@ -45,20 +46,17 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
         return 2
-    from ..experiment import ExperimentConfig, device_name, format_comparison, run_experiment
-    from ..synthetic import make_shapes_dataset
+    from ..experiment import ExperimentConfig, OutputFolderError, device_name, format_comparison, run_experiment
 
     start = time.perf_counter()
     out = Path(args.out)
-    if args.data is None:
-        print(f'generating the demo image set in {out / "data"} ...', flush=True)
-        data = make_shapes_dataset(out / 'data', train_per_class=args.train_per_class, val_per_class=40,
-                                   size=args.img_size, seed=args.seed)
-    else:
-        data = Path(args.data)
+    data = out / 'data' if args.data is None else Path(args.data)
     cfg = ExperimentConfig(
         data_dir=str(data),
         out_dir=str(out),
+        generate=None if args.data else dict(train_per_class=args.train_per_class, val_per_class=VAL_PER_CLASS,
+                                             size=args.img_size, seed=args.seed),
+        overwrite=args.overwrite,
         arms=args.arms,
         seeds=(args.seed,),
         train=dict(DEMO_RECIPE, img_size=args.img_size, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr),
@@ -66,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.quiet,
     )
-    results = run_experiment(cfg)
+    try:
+        results = run_experiment(cfg)
+    except OutputFolderError as e:
+        print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
+        return 2
     print(f'\nSTL demo on {data} ({device_name()}, {time.perf_counter() - start:.0f} s)\n')
     print(format_comparison(results))
     print('\nclean top-1: higher is better; corruption error and mCE vs baseline (baseline = 100): lower is better.')
@@ -80,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'demo', help='train a baseline, a token labeler and an STL student and compare their robustness (CPU, minutes)',
         description=__doc__.split('\n\n')[1] + f' Install: {install_hint("robustness")}.')
     parser.add_argument('--data', help='ImageFolder root with train/ and val/ (default: generate the shapes set)')
-    parser.add_argument('--out', default='fan_stl_demo', help='output folder (default: ./fan_stl_demo)')
+    parser.add_argument('--out', default='fan_stl_demo',
+                        help='output folder (default: ./fan_stl_demo); a rerun with the same settings resumes there')
     parser.add_argument('--arms', nargs='+', default=['baseline', 'tl', 'stl'], choices=list(ARMS), metavar='ARM',
                         help=f'what to train, from {", ".join(ARMS)} (default: baseline tl stl; baseline is required, '
                              f'stl needs tl; stl_follow = token targets follow mixing)')
@@ -93,5 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='validation images per class that are corrupted and evaluated (default 10)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--workers', type=positive_int, default=2, help='processes for corrupting images (default 2)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='discard the outputs of an earlier run with other settings in --out (default: resume a '
+                             'run with the same settings, refuse another one)')
     parser.add_argument('--quiet', action='store_true', help='no progress display')
     parser.set_defaults(func=run)

@@ -31,33 +31,41 @@ def _head_mismatch(state_dict: Dict[str, Any], model: Any, name: str, checkpoint
 def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_classes: Optional[int]) -> Any:
     """ A timm model, optionally with weights from a checkpoint (official FAN/STL files are converted on the fly). """
     import timm
-    from timm.models import load_state_dict
+    from timm.models import clean_state_dict
 
     import fan_stl
-    from fan_stl.hub import filter_and_check
+    from fan_stl.hub import load_weights_file
+    from fan_stl.weight_files import WeightsMismatchError, read_checkpoint
 
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.hub errors for weights that cannot be had
-        if not pretrained:
-            raise
+        if not pretrained or getattr(e, 'cli_message', str(e)) != str(e):
+            raise  # fan_stl's message already names the CLI's flags (printed from `cli_message`)
         raise RuntimeError(f'{e} From the command line: download the weights file and pass it with '
                            f'`--checkpoint PATH` instead of --pretrained.') from None
-    if checkpoint:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist (or is not a file)')
-        raw = load_state_dict(checkpoint)  # weights_only=True
-        is_fan = isinstance(model, fan_stl.FAN)
-        hint = _head_mismatch(fan_stl.checkpoint_filter_fn(raw, model) if is_fan else raw, model, name, checkpoint)
-        if hint:
-            raise ValueError(hint)
-        state_dict = filter_and_check(raw, model, fan_stl.checkpoint_filter_fn) if is_fan else raw
+    if not checkpoint:
+        return model
+    if isinstance(model, fan_stl.FAN):  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`
         try:
-            model.load_state_dict(state_dict)
-        except RuntimeError as e:
-            detail = ' '.join(str(e).split())[:400]
-            raise ValueError(f'{checkpoint} does not fit {name}: {detail}') from None
+            load_weights_file(model, checkpoint)
+        except WeightsMismatchError:
+            hint = _head_mismatch(fan_stl.checkpoint_filter_fn(read_checkpoint(checkpoint)[0], model), model, name,
+                                  checkpoint)
+            if hint:
+                raise ValueError(hint) from None
+            raise
+        return model
+    state_dict = clean_state_dict(read_checkpoint(checkpoint)[0])  # weights_only=True; bad files named; no 'module.'
+    hint = _head_mismatch(state_dict, model, name, checkpoint)
+    if hint:
+        raise ValueError(hint)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        detail = ' '.join(str(e).split())[:400]
+        raise ValueError(f'{checkpoint} does not fit {name}: {detail}') from None
     return model
 
 
@@ -178,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         check_out_folder(Path(args.out))
         results = _evaluate_all(args)
     except (ValueError, OSError, RuntimeError, ImportError) as e:  # bad folders, heads, checkpoints, model names
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {getattr(e, "cli_message", None) or str(e) or type(e).__name__}', file=sys.stderr)
         return 1
     from fan_stl.robustness.report import format_tables, plot_corruption_errors, write_csvs
     print(format_tables(results))

@@ -13,9 +13,11 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import gpu_check  # noqa: E402
 
+from tests.conftest import checkout_env  # noqa: E402
+
 def test_smoke_runs_every_step(tmp_path):
     out = tmp_path / 'out'
-    env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+    env = {k: v for k, v in checkout_env().items() if k != 'OUT'}  # the script imports this checkout's fan_stl
     proc = subprocess.run([sys.executable, str(BENCHMARKS / 'gpu_check.py'), '--smoke', '--out', str(out)],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

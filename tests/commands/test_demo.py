@@ -54,3 +54,37 @@ def test_malformed_values_are_argparse_errors(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(['demo', *args])
     assert exit_info.value.code == 2 and 'python -m fan_stl demo: error: argument' in capsys.readouterr().err
+
+
+def test_rerun_resumes_the_same_run_and_refuses_another_in_one_line(tmp_path, capsys):
+    """ #13: a rerun into the same --out resumes; other settings are refused (naming --out and --overwrite) unless
+    --overwrite discards the earlier run. """
+    pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
+    out = tmp_path / 'demo'
+    argv = ['demo', '--out', str(out), '--quiet', '--arms', 'baseline', *TOY]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    weights = out / 'weights' / 'baseline-seed0' / 'model.safetensors'
+    stamp = weights.stat().st_mtime_ns
+    assert main(argv) == 0  # the same run: reused, same numbers
+    assert weights.stat().st_mtime_ns == stamp and capsys.readouterr().out.split('|', 1)[1] == first.split('|', 1)[1]
+    assert main([*argv, '--lr', '1e-3']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'holds a run with other settings' in err and 'train:' in err
+    assert '--out' in err and '--overwrite' in err and weights.stat().st_mtime_ns == stamp
+    assert main([*argv, '--lr', '1e-3', '--overwrite']) == 0
+    assert weights.stat().st_mtime_ns != stamp
+    assert main([*argv, '--lr', '1e-3']) == 0  # now the folder's run
+
+
+def test_outputs_of_an_older_demo_without_a_run_record_are_refused(tmp_path, capsys):
+    pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
+    out = tmp_path / 'demo'
+    (out / 'results').mkdir(parents=True)
+    (out / 'results' / 'baseline-seed0.json').write_text('{}')
+    (out / 'notes.txt').write_text('mine')
+    assert main(['demo', '--out', str(out), '--quiet', '--arms', 'baseline', *TOY]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'without its record' in err and '--overwrite' in err
+    assert main(['demo', '--out', str(out), '--quiet', '--arms', 'baseline', '--overwrite', *TOY]) == 0
+    assert (out / 'notes.txt').read_text() == 'mine'  # only what a run writes is discarded
