@@ -46,8 +46,9 @@ class STLConfig:
     teacher: Optional[Union[str, nn.Module]] = _option(
         None, 'stl: the stage-1 checkpoint (its EMA weights are used, as officially) or a pretrained *_tl model name; '
               'with --label-source annotator: a classifier checkpoint, a timm name, or "pretrained"')
-    teacher_model: Optional[str] = _option(None, 'architecture of a checkpoint teacher (default: the student\'s model); '
-                                                 'the timm classifier of --teacher pretrained')
+    teacher_model: Optional[str] = _option(
+        None, 'architecture of a checkpoint teacher (default: the student\'s model); the timm classifier of --teacher '
+              'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
                                 choices=_label_sources)
     cls_weight: float = _option(1.0, 'class-head loss weight')
