@@ -1,7 +1,8 @@
 """The STL story end to end: a plain baseline, a FAN token labeler and an STL student under one recipe, evaluated on
 clean and corrupted images, compared by clean accuracy and by corruption error relative to the baseline.
 
-The arms (all FAN-T-Hybrid, sizes set by `model_kwargs`) are listed in `fan_stl.arms`. Used by `python -m fan_stl demo`
+The arms (all FAN-T-Hybrid, sizes set by `model_kwargs`) are listed in `fan_stl.arms`; another table of arms (e.g.
+`benchmarks/mixing_ablation.py`'s) is given as `ExperimentConfig.arm_table`. Used by `python -m fan_stl demo`
 and `benchmarks/reproduce_small.py`. Every step resumes: finished trainings (their safetensors), corrupted images and
 evaluated cells are reused when the same output folder is run again with the same settings (recorded in
 `RUN_RECORD`); other settings are refused (`OutputFolderError`) unless `overwrite` discards the earlier run's
@@ -27,7 +28,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from . import __version__, engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
-from .arms import ARMS, check_arms, training_order
+from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
 from .convert import write_weights_folder
 from .engine import TrainConfig, train
 from .robustness import (
@@ -72,6 +73,7 @@ class ExperimentConfig:
     progress: bool = True
     generate: Optional[Dict[str, Any]] = None  # generate data_dir first: `fan_stl.synthetic.make_shapes_dataset` args
     overwrite: bool = False  # discard the outputs of a run with other settings in out_dir instead of refusing
+    arm_table: ArmTable = field(default_factory=lambda: dict(ARMS))  # arm -> options (`fan_stl.arms`)
 
 
 @dataclass
@@ -130,6 +132,7 @@ def claim_output_dir(cfg: ExperimentConfig) -> None:
 
 
 def _check(cfg: ExperimentConfig) -> None:
+    check_arms(cfg.arms, cfg.arm_table)
     for split in ('train', 'val'):
         if not (Path(cfg.data_dir) / split).is_dir():
             raise FileNotFoundError(
@@ -154,7 +157,7 @@ class RunProgress:
     `arm k/n NAME` with the epoch and the last validation top-1, plus one line per finished arm with its curve. """
 
     def __init__(self, cfg: 'ExperimentConfig') -> None:
-        self.trainings = [(seed, arm) for seed in cfg.seeds for arm in training_order(cfg.arms)]
+        self.trainings = [(seed, arm) for seed in cfg.seeds for arm in training_order(cfg.arms, cfg.arm_table)]
         self.epochs = int(cfg.train.get('epochs', TrainConfig.epochs))
         self.bar = tqdm(total=len(self.trainings) * self.epochs, desc='preparing', disable=not cfg.progress,
                         bar_format='{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} epochs '
@@ -226,7 +229,8 @@ def _train_arm(
     """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished. """
     folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
     record = folder / 'history.json'
-    overrides = {**cfg.train, **ARMS[arm], 'seed': seed, 'progress': False}  # `progress` shows the whole run
+    # `progress` off: the run's own display covers every training
+    overrides = {**cfg.train, **train_options(arm, cfg.arm_table), 'seed': seed, 'progress': False}
     train_cfg = TrainConfig.from_options(data_dir=cfg.data_dir, teacher=teacher, **overrides)
     if record.exists():
         saved = json.loads(record.read_text())
@@ -283,8 +287,9 @@ def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress
     settings = EvalSettings(batch_size=cfg.eval_batch_size, img_size=cfg.train.get('img_size'), progress=False)
     trained: Dict[str, nn.Module] = {}
     runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
-    for arm in training_order(cfg.arms):  # the teacher (tl) trains before the students
-        teacher = trained['tl'] if ARMS[arm]['stage'] == 'stl' else None
+    for arm in training_order(cfg.arms, cfg.arm_table):  # teachers (tl) train before their students
+        teacher_arm = teacher_of(arm, cfg.arm_table)
+        teacher = None if teacher_arm is None else trained[teacher_arm]
         progress.start_training(seed, arm)
         model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress)
         trained[arm] = model

@@ -5,8 +5,9 @@ the same linear classifier applied at every location of `forward_features` give 
 `DenseAnnotator` wraps such a model as a token teacher: `forward_dense(images) -> (cls_logits (B, K),
 token_logits (B, N, K))`, the map resized bilinearly (on logits) to the student's token grid (`H / token_stride`
 x `W / token_stride` of the images it is given, i.e. the student's crop when the teacher sees the same crop).
-`annotator_labeler(model, ...)` puts it behind the FAN labeler (`TeacherTokenLabeler`: gumbel / argmax / soft / topk
-token targets), so any timm classifier replaces a trained FAN token labeler.
+`fan_stl.stl.teacher.annotator_labeler(model, ...)` puts it behind the FAN labeler (`TeacherTokenLabeler`: gumbel /
+argmax / soft / topk token targets), so any timm classifier replaces a trained FAN token labeler; `load_annotator`
+makes one from a pretrained timm name or a checkpoint (the `annotator` label source, `--label-source annotator`).
 
 Supported heads (the `kind` attribute):
 * `'pool-linear'`: average / max / avg-max pooling then a linear (or 1x1 conv) classifier: timm's `ClassifierHead`
@@ -22,15 +23,21 @@ with a message naming these kinds. The decomposition is verified on the first ba
 to the pooled features must reproduce the model's own `forward_head(..., pre_logits=True)` (checked in eval mode,
 which `TeacherTokenLabeler` sets).
 """
+import os
 from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import timm
 from timm.layers import NormMlpClassifierHead, SelectAdaptivePool2d
 
-__all__ = ['DenseAnnotator', 'annotator_labeler', 'SUPPORTED_HEADS']
+from ..hub import filter_and_check
+from ..models.fan import checkpoint_filter_fn
+from ..weight_files import read_checkpoint
+
+__all__ = ['DenseAnnotator', 'load_annotator', 'resolve_annotator', 'SUPPORTED_HEADS']
 
 SUPPORTED_HEADS = ('pool-linear', 'pool-norm-linear', 'token-linear', 'token-head')
 _POOLS = {
@@ -166,10 +173,62 @@ class DenseAnnotator(nn.Module):
         return self.forward_dense(x)
 
 
-def annotator_labeler(model: nn.Module, token_stride: int = 16, **labeler_kwargs):
-    """ A `TeacherTokenLabeler` (mode, smoothing, temperature, topk, seed, rank, autocast) over `DenseAnnotator(model)`.
+def _class_mismatch(what: str, found: int, num_classes: int) -> ValueError:
+    return ValueError(
+        f'The annotator {what} predicts {found} classes but the student is trained on {num_classes}; token labels '
+        f'are never mapped between class sets. Use an annotator trained on the student\'s classes (fine-tune it on '
+        f'your data and pass its checkpoint: --teacher path/to/model_best.pth.tar --teacher-model NAME), or train '
+        f'the student on the annotator\'s classes.')
 
-    This is the annotator's one dependency on the FAN labeler's module (`fan_stl.token_labels`).
+
+def resolve_annotator(teacher: str, model_name: Optional[str]) -> Tuple[str, str]:
+    """ `('checkpoint', architecture)` or `('pretrained', name[.tag])` for `--teacher` / `--teacher-model`; a
+    `ValueError` naming the fix when they do not say which classifier to use (checked before any work). """
+    if os.path.isfile(teacher):
+        if not model_name:
+            raise ValueError(f'The annotator checkpoint {teacher} needs its architecture: pass --teacher-model NAME '
+                             f'(the timm model it was trained as, e.g. resnet50).')
+        return 'checkpoint', model_name
+    if teacher == 'pretrained' and not model_name:
+        raise ValueError('--teacher pretrained needs the annotator\'s name: --teacher-model NAME[.TAG], a timm '
+                         'classifier with pretrained weights (e.g. convnext_base.fb_in22k_ft_in1k).')
+    name = model_name if teacher == 'pretrained' else teacher
+    if not timm.is_model(name.split('.')[0]):
+        raise ValueError(f'Annotator {name!r} is neither an existing checkpoint file nor a registered timm model '
+                         f'(e.g. --teacher pretrained --teacher-model convnext_base.fb_in22k_ft_in1k).')
+    return 'pretrained', name
+
+
+def load_annotator(
+        teacher: str,
+        model_name: Optional[str],
+        num_classes: int,
+        token_stride: int = 16,
+        device: Optional[torch.device] = None,
+) -> DenseAnnotator:
+    """ A frozen `DenseAnnotator` from `--teacher` / `--teacher-model`.
+
+    Args:
+        teacher: `'pretrained'` (the pretrained weights of `model_name`, e.g. `convnext_base.fb_in22k_ft_in1k`), a
+            timm model name with an optional pretrained tag (loaded pretrained), or a checkpoint file of
+            `model_name` (its EMA weights when it holds them; read without running pickled code).
+        model_name: The annotator's timm architecture (with a pretrained tag for `'pretrained'`).
+        num_classes: The student's classes; an annotator predicting another number of classes is refused.
+        token_stride: The student's token stride in pixels.
+        device: Where the annotator runs.
     """
-    from fan_stl.token_labels import TeacherTokenLabeler
-    return TeacherTokenLabeler(DenseAnnotator(model, token_stride), **labeler_kwargs)
+    kind, name = resolve_annotator(teacher, model_name)
+    if kind == 'checkpoint':
+        state_dict, _ = read_checkpoint(teacher)
+        model = timm.create_model(name, num_classes=num_classes)
+        state_dict = checkpoint_filter_fn(state_dict, model)  # strips DDP / compile prefixes (any timm model)
+        head = model.pretrained_cfg.get('classifier')
+        found = state_dict.get(f'{head}.weight') if isinstance(head, str) else None
+        if found is not None and found.shape[0] != num_classes:
+            raise _class_mismatch(f'checkpoint {teacher}', found.shape[0], num_classes)
+        model.load_state_dict(filter_and_check(state_dict, model, checkpoint_filter_fn), strict=True)
+    else:
+        model = timm.create_model(name, pretrained=True)
+        if model.num_classes != num_classes:
+            raise _class_mismatch(repr(name), model.num_classes, num_classes)
+    return DenseAnnotator(model.to(device or torch.device('cpu')), token_stride).eval().requires_grad_(False)

@@ -60,8 +60,11 @@ class STLConfig:
     stage: str = _option('stl', 'plain: the baseline, no token head; tl: token labeler (stage 1) on image labels; '
                                 'stl: student (stage 2) with teacher token labels', choices=STAGES)
     teacher: Optional[Union[str, nn.Module]] = _option(
-        None, 'stl: the stage-1 checkpoint (its EMA weights are used, as officially) or a pretrained *_tl model name')
-    teacher_model: Optional[str] = _option(None, 'architecture of a checkpoint teacher (default: the student\'s model)')
+        None, 'stl: the stage-1 checkpoint (its EMA weights are used, as officially) or a pretrained *_tl model name; '
+              'with --label-source annotator: a classifier checkpoint, a timm name, or "pretrained"')
+    teacher_model: Optional[str] = _option(
+        None, 'architecture of a checkpoint teacher (default: the student\'s model); the timm classifier of --teacher '
+              'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
                                 choices=_label_sources)
     cls_weight: float = _option(1.0, 'class-head loss weight')

@@ -37,6 +37,7 @@ import yaml
 
 import timm
 
+from .annotator import resolve_annotator
 from .config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
 from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, mixer_options
@@ -199,9 +200,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parser.parse_args(argv[:split])
     try:
         config = STLConfig.from_namespace(options)
+        if config.label_source == 'annotator' and config.teacher:
+            resolve_annotator(config.teacher, config.teacher_model)  # also `--teacher pretrained --teacher-model X`
     except ValueError as e:
         parser.error(str(e))
-    if options.teacher and not (os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
+    if config.label_source != 'annotator' and options.teacher and not (
+            os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
         parser.error(f'--teacher {options.teacher!r} is neither a file nor a registered model name.')
     try:
         module = load_timm_train(options.timm_train)

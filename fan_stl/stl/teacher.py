@@ -1,8 +1,9 @@
 """Sources of token targets: online per-token labels from a frozen teacher (the STL stage-2 targets).
 
 A label source turns the clean teacher view of a batch into `TokenTargets`. `LABEL_SOURCES` maps each
-`STLConfig.label_source` name to the function that builds one; adding a source (e.g. a CNN token annotator) is one
-function and one registry entry here.
+`STLConfig.label_source` name to the function that builds one; adding a source is one function and one registry
+entry here. Sources: `teacher` (the paper's FAN token labeler) and `annotator` (any timm classifier applied densely,
+`fan_stl.stl.annotator`).
 
 `TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
 `*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
@@ -27,9 +28,12 @@ import torch.nn as nn
 import timm
 
 from ..hub import load_weights_file
+from ..models.fan import TOKEN_STRIDE
+from .annotator import DenseAnnotator, load_annotator
 from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'load_teacher', 'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'annotator_labeler', 'load_teacher',
+           'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
 
@@ -148,13 +152,11 @@ def load_teacher(
     return teacher.to(device or torch.device('cpu')).eval().requires_grad_(False)
 
 
-def _teacher_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
-                    seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
-    """ The paper's source: a frozen token-head model (`config.teacher`: checkpoint, model name or module). """
-    teacher = config.teacher if isinstance(config.teacher, nn.Module) else load_teacher(
-        config.teacher, model_name=config.teacher_model or student_model, num_classes=num_classes, device=device)
+def _labeler(config, teacher: nn.Module, num_classes: int, image_smoothing: float, seed: int, rank: int,
+             autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+    """ `teacher` behind the token-label modes of `config`; a teacher of another class count is refused. """
     labeler = TeacherTokenLabeler(
-        teacher.to(device), mode=config.token_label_mode, smoothing=config.token_smoothing(image_smoothing),
+        teacher, mode=config.token_label_mode, smoothing=config.token_smoothing(image_smoothing),
         temperature=config.token_label_temperature, topk=config.token_label_topk, seed=seed, rank=rank,
         autocast=autocast)
     if labeler.num_classes != num_classes:
@@ -164,8 +166,35 @@ def _teacher_source(config, student_model: str, num_classes: int, device: torch.
     return labeler
 
 
+def _teacher_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
+                    seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+    """ The paper's source: a frozen token-head model (`config.teacher`: checkpoint, model name or module). """
+    teacher = config.teacher if isinstance(config.teacher, nn.Module) else load_teacher(
+        config.teacher, model_name=config.teacher_model or student_model, num_classes=num_classes, device=device)
+    return _labeler(config, teacher.to(device), num_classes, image_smoothing, seed, rank, autocast)
+
+
+def annotator_labeler(model: nn.Module, token_stride: int = TOKEN_STRIDE, **labeler_kwargs) -> TeacherTokenLabeler:
+    """ A `TeacherTokenLabeler` (mode, smoothing, temperature, topk, seed, rank, autocast) over
+    `DenseAnnotator(model, token_stride)`: any timm classifier with a dense head form as a token teacher. """
+    return TeacherTokenLabeler(DenseAnnotator(model, token_stride), **labeler_kwargs)
+
+
+def _annotator_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
+                      seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+    """ LV-ViT's machine annotator computed online: any timm classifier (`config.teacher`: `'pretrained'` with
+    `config.teacher_model`, a timm name, a checkpoint of `config.teacher_model`, or a module) applied densely; its
+    score map is resized to the student's token grid of the teacher view (the student's crop). """
+    if isinstance(config.teacher, nn.Module):
+        annotator = config.teacher if isinstance(config.teacher, DenseAnnotator) else DenseAnnotator(config.teacher)
+    else:
+        annotator = load_annotator(config.teacher, config.teacher_model, num_classes, TOKEN_STRIDE, device)
+    return _labeler(config, annotator.to(device), num_classes, image_smoothing, seed, rank, autocast)
+
+
 # name -> builder(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) -> callable
 # mapping teacher-view images (B, C, H, W) to TokenTargets (B, N, K)
 LABEL_SOURCES: Dict[str, Callable[..., Callable[[torch.Tensor], TokenTargets]]] = {
     'teacher': _teacher_source,
+    'annotator': _annotator_source,
 }
