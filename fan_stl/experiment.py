@@ -257,7 +257,7 @@ def _train_arm(
 
 def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     """ Train every arm for every seed, evaluate it clean and corrupted, and compare it with the baseline. """
-    check_arms(cfg.arms)
+    check_arms(cfg.arms, cfg.arm_table)
     claim_output_dir(cfg)
     out = Path(cfg.out_dir)
     if cfg.generate is not None:
