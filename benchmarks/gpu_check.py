@@ -225,7 +225,7 @@ def collect(steps: List[Step], work: Path, log_text: str) -> None:
     by_name = {s.name: s for s in steps}
     by_name['throughput'].numbers = _read_json(work / 'throughput.json')
     by_name['reproduce'].numbers = _read_json(work / 'reproduce.json')
-    ratio = re.findall(r'ratio STL / plain \| ([0-9.]+)x', log_text)
+    ratio = re.findall(r'\| STL stage-2 step \| [0-9.]+ \| ([0-9.]+)x \|', log_text)
     if ratio:
         by_name['stl_step'].numbers = {'ratio': float(ratio[-1])}
     launcher = by_name['train_launcher']
