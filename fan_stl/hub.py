@@ -469,12 +469,11 @@ def _meta_model(name: str) -> torch.nn.Module:
 def suggest_architectures(state_dict: Mapping[str, torch.Tensor], filter_fn: FilterFn) -> List[str]:
     """ Registered FAN architectures `state_dict` loads into strictly after `filter_fn` (`num_classes=N` if not 1000).
     """
-    head = state_dict.get('head.weight')
     matches = []
+    classifier = set(_classifier_keys(('head', 'aux_head')))
     for name in list_models('fan*'):
         model = _meta_model(name)
         found, expected = _shapes(filter_fn(dict(state_dict), model)), _shapes(model.state_dict())
-        classifier = set(_classifier_keys(('head', 'aux_head')))
         if found.keys() == expected.keys() and all(found[k] == expected[k] for k in found if k not in classifier):
             num_classes = found.get('head.weight', (1000,))[0]
             matches.append(name if num_classes == 1000 else f'{name} (num_classes={num_classes})')

@@ -13,16 +13,13 @@ name it replaces is `create_model`, to set which output the token-head models (`
 """
 import argparse
 import functools
-import importlib.util
-import os
 import sys
 from types import ModuleType
 from typing import List, Optional
 
-import timm
-
 import fan_stl  # noqa: F401  (registers the fan models for validate.py's create_model)
 from fan_stl.stl.config import EVAL_RULES
+from fan_stl.timm_scripts import ScriptError, load_timm_script
 
 __all__ = ['build_parser', 'load_timm_validate', 'main']
 
@@ -41,17 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_timm_validate(path: str) -> ModuleType:
     """ Load validate.py as a module (without running it) and check it has the names the launcher uses. """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'timm validate.py not found at {path!r}. It is not in the timm wheel: take validate.py from '
-            f'https://github.com/huggingface/pytorch-image-models at tag v{timm.__version__}.')
-    spec = importlib.util.spec_from_file_location('timm_validate', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    missing = [name for name in ('main', 'create_model') if not hasattr(module, name)]
-    if missing:
-        raise RuntimeError(f'{path} is not timm\'s validate.py: it lacks {", ".join(missing)}.')
-    return module
+    return load_timm_script(path, 'validate.py', ('main', 'create_model'))
 
 
 def install(module: ModuleType, eval_rule: str) -> None:
@@ -75,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parser.parse_args(argv[:split])
     try:
         module = load_timm_validate(options.timm_validate)
-    except (FileNotFoundError, RuntimeError) as e:
+    except ScriptError as e:
         parser.error(str(e))
     install(module, options.eval_rule)
     sys.argv = [options.timm_validate] + argv[split + 1:]

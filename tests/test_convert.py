@@ -114,7 +114,7 @@ def test_fine_tuned_checkpoint_num_classes_and_img_size_round_trip(tmp_path, cap
 
 @pytest.mark.parametrize('argv, message', [
     (['--img-size', '50'], 'positive multiple of 16'),
-    (['--img-size', 'big'], 'not an integer'),
+    (['--img-size', 'big'], 'not a whole number'),
     (['--num-classes', '0'], 'must be at least 1'),
 ])
 def test_convert_arguments_validated(tmp_path, capsys, argv, message):

@@ -28,7 +28,7 @@ def test_option_errors(capsys, tmp_path):
     other.write_text('x = 1\n')
     with pytest.raises(SystemExit):
         main(['--timm-validate', str(other)])
-    assert "not timm's validate.py" in capsys.readouterr().err
+    assert "is not a supported validate.py" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (TIMM_TRAIN and TIMM_VALIDATE and os.path.isfile(TIMM_VALIDATE)),

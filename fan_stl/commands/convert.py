@@ -2,27 +2,7 @@
 import argparse
 import sys
 
-
-def image_size(text: str) -> int:
-    """ argparse type: a positive multiple of FAN's token stride 16. """
-    try:
-        size = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if size < 16 or size % 16:
-        raise argparse.ArgumentTypeError(f'{size}: FAN models need a positive multiple of 16 (e.g. 224)')
-    return size
-
-
-def positive_int(text: str) -> int:
-    """ argparse type: an integer >= 1. """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value}: must be at least 1')
-    return value
+from ._args import image_size, positive_int
 
 
 def run(args: argparse.Namespace) -> int:

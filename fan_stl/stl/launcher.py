@@ -26,7 +26,6 @@ Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged trai
 """
 import argparse
 import functools
-import importlib.util
 import os
 import sys
 from types import ModuleType
@@ -37,6 +36,7 @@ import yaml
 
 import timm
 
+from ..timm_scripts import load_timm_script
 from .annotator import resolve_annotator
 from .config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
@@ -72,20 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_timm_train(path: str) -> ModuleType:
     """ Load timm's train.py as a module (without running it) and check it has the names the launcher patches. """
-    if not os.path.isfile(path):
-        raise LauncherError(
-            f'timm train.py not found at {path!r}. It is not in the timm wheel: take train.py from '
-            f'https://github.com/huggingface/pytorch-image-models at tag v{timm.__version__}.')
-    spec = importlib.util.spec_from_file_location('timm_train', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    missing = [name for name in REQUIRED_NAMES if not hasattr(module, name)]
-    if missing:
-        raise LauncherError(
-            f'{path} is not a supported train.py: it lacks {", ".join(missing)}. The launcher needs the Task-based '
-            f'train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from the tag of your installed timm '
-            f'(v{timm.__version__}), or fan_stl.engine.train for a self-contained loop.')
-    return module
+    return load_timm_script(
+        path, 'train.py', REQUIRED_NAMES, error=LauncherError,
+        fix=f'The launcher needs the Task-based train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from '
+            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.engine.train for a self-contained loop.')
 
 
 def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
