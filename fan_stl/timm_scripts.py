@@ -5,12 +5,13 @@ runs only its top level (imports and definitions); the launcher then patches nam
 """
 import importlib.util
 import os
+import sys
 from types import ModuleType
-from typing import Sequence, Type
+from typing import List, Optional, Sequence, Tuple, Type
 
 import timm
 
-__all__ = ['ScriptError', 'load_timm_script']
+__all__ = ['ScriptError', 'load_timm_script', 'split_command_line']
 
 
 class ScriptError(RuntimeError):
@@ -44,3 +45,11 @@ def load_timm_script(
     if missing:
         raise error(f'{path} is not a supported {script}: it lacks {", ".join(missing)}. {fix}'.rstrip())
     return module
+
+
+def split_command_line(argv: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
+    """ `(launcher options, script options)` of a `launcher-options -- script-options` command line (default:
+    `sys.argv[1:]`). """
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index('--') if '--' in argv else len(argv)
+    return argv[:split], argv[split + 1:]

@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import fan_stl  # noqa: F401  (registers the fan models for validate.py's create_model)
 from fan_stl.stl.config import EVAL_RULES
-from fan_stl.timm_scripts import ScriptError, load_timm_script
+from fan_stl.timm_scripts import ScriptError, load_timm_script, split_command_line
 
 __all__ = ['build_parser', 'load_timm_validate', 'main']
 
@@ -56,16 +56,15 @@ def install(module: ModuleType, eval_rule: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    split = argv.index('--') if '--' in argv else len(argv)
+    ours, script_argv = split_command_line(argv)
     parser = build_parser()
-    options = parser.parse_args(argv[:split])
+    options = parser.parse_args(ours)
     try:
         module = load_timm_validate(options.timm_validate)
     except ScriptError as e:
         parser.error(str(e))
     install(module, options.eval_rule)
-    sys.argv = [options.timm_validate] + argv[split + 1:]
+    sys.argv = [options.timm_validate] + script_argv
     module.main()
     return 0
 

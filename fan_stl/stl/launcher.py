@@ -36,7 +36,7 @@ import yaml
 
 import timm
 
-from ..timm_scripts import load_timm_script
+from ..timm_scripts import load_timm_script, split_command_line
 from .annotator import resolve_annotator
 from .config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
@@ -184,10 +184,9 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    split = argv.index('--') if '--' in argv else len(argv)
+    ours, script_argv = split_command_line(argv)
     parser = build_parser()
-    options = parser.parse_args(argv[:split])
+    options = parser.parse_args(ours)
     try:
         config = STLConfig.from_namespace(options)
         if config.label_source == 'annotator' and config.teacher:
@@ -200,7 +199,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         module = load_timm_train(options.timm_train)
         install(module, config, options.timm_train)
-        sys.argv = [options.timm_train] + argv[split + 1:]
+        sys.argv = [options.timm_train] + script_argv
         module.main()
     except LauncherError as e:
         parser.exit(2, f'{parser.prog}: error: {e}\n')
