@@ -4,7 +4,8 @@ from fan_stl.timm_scripts import ScriptError, load_timm_script, split_command_li
 
 
 def test_split_command_line():
-    assert split_command_line(['--stage', 'tl', '--', '--model', 'x', '--']) == (['--stage', 'tl'], ['--model', 'x', '--'])
+    ours, theirs = split_command_line(['--stage', 'tl', '--', '--model', 'x', '--'])
+    assert (ours, theirs) == (['--stage', 'tl'], ['--model', 'x', '--'])
     assert split_command_line(['--stage', 'tl']) == (['--stage', 'tl'], [])
 
 

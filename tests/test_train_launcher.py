@@ -147,7 +147,8 @@ def test_stage1_with_real_timm_train(stage1):
 
 @needs_train_py
 @pytest.mark.parametrize('extra', [[], ['--no-prefetcher'], ['--channels-last'],
-                                   ['--no-prefetcher', '--channels-last']], ids=['prefetcher', 'no-prefetcher', 'channels-last', 'no-prefetcher-channels-last'])
+                                   ['--no-prefetcher', '--channels-last']],
+                         ids=['prefetcher', 'no-prefetcher', 'channels-last', 'no-prefetcher-channels-last'])
 def test_stage2_with_real_timm_train(stage1, extra):
     out, common = stage1
     teacher = out / 'tl' / 'model_best.pth.tar'

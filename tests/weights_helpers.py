@@ -26,7 +26,8 @@ def random_model(name: str, **kwargs) -> torch.nn.Module:
 
 
 def save_official(model: torch.nn.Module, path: Path, training_dict: bool = True) -> Path:
-    """ Save `model` as the authors' scripts do: a training dict (EMA + `module.`-prefixed raw weights + args) or flat. """
+    """ Save `model` as the authors' scripts do: a training dict (EMA + `module.`-prefixed raw weights + args) or
+    flat. """
     state_dict = model.state_dict()
     if training_dict:
         raw = {f'module.{k}': torch.randn_like(v) if v.is_floating_point() else v for k, v in state_dict.items()}

@@ -31,7 +31,8 @@ def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys):
 @pytest.mark.parametrize('args, message', [
     (['--arms', 'tl', 'stl'], 'error: --arms: the comparison is relative to the baseline: include the "baseline"'),
     (['--arms', 'baseline', 'stl'], 'error: --arms: the STL student needs its teacher: include the "tl" arm'),
-    (['--data', '{tmp}'], 'has no train/ or val/ folder: give an ImageFolder root with train/<class>/ and val/<class>/'),
+    (['--data', '{tmp}'],
+     'has no train/ or val/ folder: give an ImageFolder root with train/<class>/ and val/<class>/'),
 ])
 def test_bad_arguments_are_one_line_errors_before_any_work(tmp_path, capsys, args, message):
     out = tmp_path / 'out'
