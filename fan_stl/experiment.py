@@ -132,7 +132,6 @@ def claim_output_dir(cfg: ExperimentConfig) -> None:
 
 
 def _check(cfg: ExperimentConfig) -> None:
-    check_arms(cfg.arms, cfg.arm_table)
     for split in ('train', 'val'):
         if not (Path(cfg.data_dir) / split).is_dir():
             raise FileNotFoundError(

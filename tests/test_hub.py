@@ -221,11 +221,11 @@ def test_offline_with_nothing_cached_one_clear_message(offline_hub, fake_drive):
     assert info.value.__suppress_context__ or info.value.__cause__ is None  # no chained traceback
 
 
-def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, monkeypatch):
-    """ Online mode but no network: the Hub check and the Drive download fail once each, quickly, one message. """
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """ Online mode with no network: every Hub metadata request fails at once; the list records the repos asked. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
     monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
-
     attempts = []
 
     def unreachable(self, repo_id, **kwargs):
@@ -233,32 +233,27 @@ def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, monk
         raise OSError('[Errno -2] Name or service not known')
 
     monkeypatch.setattr(HfApi, 'model_info', unreachable)
+    return attempts
+
+
+def test_no_network_gives_up_fast_with_one_message(offline_hub, fake_drive, unreachable_hub):
+    """ Online mode but no network: the Hub check and the Drive download fail once each, quickly, one message. """
     start = time.perf_counter()
     with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(TOKEN, pretrained=True)
-    assert len(attempts) == 1 and len(fake_drive.calls) == 1  # one try each, no retries
+    assert len(unreachable_hub) == 1 and len(fake_drive.calls) == 1  # one try each, no retries
     assert time.perf_counter() - start < 30  # a retry storm took ~50 s; load-tolerant bound
     assert "Downloading fan_t_hybrid_stl.in1k from the authors' Google Drive" in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_cached_hub_copy_without_network_loads_at_once(offline_hub, tmp_path, monkeypatch):
+def test_cached_hub_copy_without_network_loads_at_once(offline_hub, unreachable_hub, tmp_path, monkeypatch):
     """ Online mode, no network, a cached Hub copy: it is read directly, without huggingface_hub's retries. """
     source = random_model(TOKEN)
     snapshot = add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(source, tmp_path / 'x'))
-    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
-
-    attempts = []
-
-    def unreachable(self, repo_id, **kwargs):
-        attempts.append(repo_id)
-        raise OSError('[Errno -2] Name or service not known')
-
     def no_download(*args, **kwargs):
         raise AssertionError('the Hub must not be asked again')
 
-    monkeypatch.setattr(HfApi, 'model_info', unreachable)
     monkeypatch.setattr(timm.models._hub, 'hf_hub_download', no_download)
     model = timm.create_model(TOKEN, pretrained=True).eval()
     assert model.pretrained_cfg['file'] == str(snapshot / 'model.safetensors')
