@@ -62,7 +62,7 @@ from fan_stl.experiment import ArmResult, ExperimentConfig, format_comparison, r
 from fan_stl.robustness import STANDARD_CORRUPTIONS
 from fan_stl.stl.config import STLConfig
 from fan_stl.synthetic import make_shapes_dataset
-from reproduce_small import GPU_RECIPE, find_data, machine, per_seed_table  # sibling benchmark scripts
+from reproduce_small import GPU_RECIPE, add_run_options, find_data, machine, per_seed_table  # sibling benchmark scripts
 from throughput import write_atomic
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
@@ -200,10 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--arms', nargs='+', metavar='ARM', help=f'default: all of {", ".join(ABLATION_ARMS)} that '
                                                                   'the installed STLConfig knows')
     parser.add_argument('--seeds', type=int, nargs='+', help='default: the mode\'s (0 1; smoke: 0)')
-    parser.add_argument('--epochs', type=int, help='override the mode\'s epoch budget (same for every arm)')
-    parser.add_argument('--quiet', action='store_true', help='no progress bars')
-    parser.add_argument('--json', type=Path, metavar='FILE', help='write every number (per arm and seed) to FILE')
-    parser.add_argument('--record', action='store_true', help='append the results to benchmarks/RESULTS.md')
+    add_run_options(parser)
     return parser
 
 

@@ -140,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in ('gpu-fast', 'cpu-reduced', 'smoke'):
         modes.add_argument(f'--{mode}', dest='mode', action='store_const', const=mode, help=f'the {mode} mode')
     parser.add_argument('--seeds', type=int, nargs='+', help='default: 0 1')
-    parser.add_argument('--epochs', type=int, help='override the mode\'s epoch budget (same for every arm)')
     parser.add_argument('--with-follow', action='store_true', help='add the stl_follow arm (beyond the paper)')
+    add_run_options(parser)
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """ The options every comparison script here shares (this one and mixing_ablation.py). """
+    parser.add_argument('--epochs', type=int, help='override the mode\'s epoch budget (same for every arm)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     parser.add_argument('--json', type=Path, metavar='FILE', help='write every number (per arm and seed) to FILE')
     parser.add_argument('--record', action='store_true', help='append the results to benchmarks/RESULTS.md')
-    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
