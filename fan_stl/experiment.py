@@ -44,11 +44,13 @@ from .robustness import (
 )
 from .robustness.evaluate import write_json_atomic
 from .robustness.layouts import is_image
-from .synthetic import make_shapes_dataset
+from .synthetic import class_folder_names, make_shapes_dataset, val_samples_with_masks
+from .token_maps import has_token_head, localisation, plot_token_maps, token_logits
 
 RUN_RECORD = 'fan_stl_run.json'
+TOKEN_FIGURE = 'token_labels.png'  # generated data only: where the token heads put the class
 # what a run writes into its output folder (besides RUN_RECORD), removed by `overwrite`
-RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png')
+RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png', TOKEN_FIGURE)
 # settings that do not change any number of a run
 _NOT_IDENTITY = ('arms', 'seeds', 'workers', 'progress', 'overwrite', 'out_dir')
 
@@ -85,6 +87,7 @@ class ArmResult:
     mce_vs_baseline: float
     train_seconds: float
     history: List[Dict[str, float]]
+    token_labels: Optional[Dict[str, float]] = None  # token-head arms on generated data: `token_maps.localisation`
 
 
 def _identity(cfg: ExperimentConfig) -> Dict[str, Any]:
@@ -298,11 +301,31 @@ def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress
             settings=settings, corruptions=cfg.corruptions, source={'weights': f'weights/{arm}-seed{seed}'})
         runs[arm] = evaluated, history, seconds
     base = CorruptionBaseline.from_grid('baseline', error_grid(runs['baseline'][0]['imagenet_c']['cells']))
+    token_labels = _token_labels(cfg, seed, trained, progress) if cfg.generate is not None else {}
     return [ArmResult(arm=arm, seed=seed, clean_top1=evaluated['clean']['top1'],
                       corruption_errors=evaluated['imagenet_c']['summary']['corruption_errors'],
                       mce_vs_baseline=mce(error_grid(evaluated['imagenet_c']['cells']), base, cfg.corruptions),
-                      train_seconds=seconds, history=history)
+                      train_seconds=seconds, history=history, token_labels=token_labels.get(arm))
             for arm, (evaluated, history, seconds) in runs.items()]
+
+
+def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module],
+                  progress: RunProgress) -> Dict[str, Dict[str, float]]:
+    """ On the generated set: each token-head arm's object / background token shares (`fan_stl.token_maps`) over
+    the whole validation split, and, for the first seed, the figure of one validation image per class. """
+    heads = {arm: model for arm, model in trained.items() if has_token_head(model)}
+    if not heads:
+        return {}
+    progress.phase('measuring where the token labels are')
+    generated = cfg.generate or {}
+    per_class = generated.get('val_per_class', 1)
+    samples = val_samples_with_masks(per_class, size=generated.get('size', 64), seed=generated.get('seed', 0))
+    logits = {arm: token_logits(model, samples) for arm, model in heads.items()}
+    if seed == cfg.seeds[0]:
+        first = slice(0, len(samples), per_class)  # the first validation image of each class
+        plot_token_maps({arm: lg[first] for arm, lg in logits.items()}, samples[first], class_folder_names(),
+                        Path(cfg.out_dir) / TOKEN_FIGURE)
+    return {arm: localisation(lg, samples) for arm, lg in logits.items()}
 
 
 def _mean_errors(results: Sequence[ArmResult], arm: str) -> Dict[str, float]:

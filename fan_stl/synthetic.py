@@ -112,8 +112,10 @@ def _clutter(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
-def render_sample(class_index: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
-    """ One RGB image of class `class_index`: a textured shape (25–45% of the side in radius) on clutter. """
+def render_sample_with_mask(
+        class_index: int, rng: np.random.Generator, size: int = 64) -> Tuple[Image.Image, np.ndarray]:
+    """ One RGB image of class `class_index` (a textured shape, 25–45% of the side in radius, on clutter) and the
+    shape's mask (bool, `size` x `size`): where the pixels that decide the class are. """
     shape, texture = CLASSES[class_index]
     image = _clutter(rng, size)
     radius = size * rng.uniform(0.25, 0.45)
@@ -126,7 +128,33 @@ def render_sample(class_index: int, rng: np.random.Generator, size: int = 64) ->
         bg = _colour(rng)
     filled = Image.fromarray((pattern * fg + (1 - pattern) * bg).astype(np.uint8))
     image.paste(filled, (0, 0), mask)
-    return image
+    return image, np.asarray(mask) > 127
+
+
+def render_sample(class_index: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """ One RGB image of class `class_index` (see `render_sample_with_mask`). """
+    return render_sample_with_mask(class_index, rng, size)[0]
+
+
+SPLITS = ('train', 'val')
+
+
+def sample_rng(seed: int, split: str, class_index: int, n: int) -> np.random.Generator:
+    """ The generator of image `n` of class `class_index` in `split`: the set's one seeding rule. """
+    return np.random.default_rng([seed, SPLITS.index(split), class_index, n])
+
+
+def class_folder_names() -> List[str]:
+    """ The class folder names, in class-index order. """
+    return [f'{i}_{shape}_{texture}' for i, (shape, texture) in enumerate(CLASSES)]
+
+
+def val_samples_with_masks(
+        per_class: int, size: int = 64, seed: int = 0) -> List[Tuple[Image.Image, np.ndarray, int]]:
+    """ `(image, object mask, class index)` of the first `per_class` validation images of each class, regenerated
+    from the seed: the same pixels `make_shapes_dataset` wrote, with the masks it does not store. """
+    return [(*render_sample_with_mask(c, sample_rng(seed, 'val', c, n), size), c)
+            for c in range(len(CLASSES)) for n in range(per_class)]
 
 
 def make_shapes_dataset(
@@ -138,16 +166,15 @@ def make_shapes_dataset(
 ) -> Path:
     """ Write `root/{train,val}/<class>/<n>.png` and return `root`; an existing complete set is reused. """
     root = Path(root)
-    names = [f'{i}_{shape}_{texture}' for i, (shape, texture) in enumerate(CLASSES)]
-    for split, count, offset in (('train', train_per_class, 0), ('val', val_per_class, 1)):
-        for class_index, name in enumerate(names):
+    for split, count in zip(SPLITS, (train_per_class, val_per_class)):
+        for class_index, name in enumerate(class_folder_names()):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for n in range(count):
                 path = folder / f'{n:05d}.png'
                 if path.exists():
                     continue
-                rng = np.random.default_rng([seed, offset, class_index, n])
+                rng = sample_rng(seed, split, class_index, n)
                 tmp = path.with_suffix('.tmp.png')
                 render_sample(class_index, rng, size).save(tmp)
                 tmp.replace(path)  # atomic: an interrupted run never leaves a half-written image

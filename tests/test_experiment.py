@@ -1,12 +1,13 @@
 """The STL story pipeline (`fan_stl.experiment`) at toy scale: arms, baseline-relative mCE, weights, resume."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import timm
-from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
-from fan_stl.synthetic import CLASSES, make_shapes_dataset
+from fan_stl.experiment import TOKEN_FIGURE, ExperimentConfig, format_comparison, run_experiment
+from fan_stl.synthetic import CLASSES
 
 pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
 
@@ -17,8 +18,8 @@ TOY_TRAIN = dict(img_size=32, batch_size=8, epochs=1, max_steps_per_epoch=2, lr=
 @pytest.fixture(scope='module')
 def toy_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('story')
-    data = make_shapes_dataset(root / 'data', train_per_class=2, val_per_class=2, size=32)
-    cfg = ExperimentConfig(data_dir=str(data), out_dir=str(root / 'out'), train=TOY_TRAIN,
+    cfg = ExperimentConfig(data_dir=str(root / 'data'), out_dir=str(root / 'out'), train=TOY_TRAIN,
+                           generate=dict(train_per_class=2, val_per_class=2, size=32),
                            corruptions=('gaussian_noise', 'contrast'), eval_per_class=1, workers=1, progress=False)
     return cfg, run_experiment(cfg)
 
@@ -44,6 +45,18 @@ def test_weights_are_timm_loadable_safetensors_of_the_reduced_model(toy_run):
     assert len(model.blocks) == 1 and model.num_classes == len(CLASSES)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, len(CLASSES))
+
+
+def test_token_head_arms_are_measured_against_the_generated_masks(toy_run):
+    cfg, results = toy_run
+    scores = {r.arm: r.token_labels for r in results}
+    assert scores['baseline'] is None  # no token head
+    for arm in ('tl', 'stl'):
+        assert set(scores[arm]) == {'object', 'background'}
+        assert all(0. <= v <= 100. for v in scores[arm].values())
+    figure = Path(cfg.out_dir) / TOKEN_FIGURE
+    assert figure.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert not list(Path(cfg.out_dir).glob('.*.tmp'))
 
 
 def test_rerun_reuses_trained_weights_and_evaluated_cells(toy_run):

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from fan_stl.synthetic import CLASSES, make_shapes_dataset, render_sample
+from fan_stl.synthetic import CLASSES, class_folder_names, make_shapes_dataset, render_sample, val_samples_with_masks
 
 
 def test_layout_and_determinism(tmp_path):
@@ -35,3 +35,13 @@ def test_object_pixels_differ_between_classes_with_the_same_random_stream():
         for j in range(i + 1, len(images)):
             assert np.abs(images[i] - images[j]).sum() > 0, (CLASSES[i], CLASSES[j])
     assert Image.fromarray(images[0].astype(np.uint8)).size == (48, 48)
+
+
+def test_validation_samples_are_regenerated_with_their_object_masks(tmp_path):
+    root = make_shapes_dataset(tmp_path, train_per_class=1, val_per_class=2, size=32, seed=5)
+    samples = val_samples_with_masks(2, size=32, seed=5)
+    assert [label for _, _, label in samples] == [c for c in range(len(CLASSES)) for _ in range(2)]
+    for (image, mask, label), n in zip(samples, [0, 1] * len(CLASSES)):
+        written = Image.open(root / 'val' / class_folder_names()[label] / f'{n:05d}.png')
+        assert np.array_equal(np.asarray(written), np.asarray(image))  # the very pixels on disk
+        assert mask.shape == (32, 32) and 0 < mask.mean() < 1  # a shape, not the whole image

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
         return 2
-    from ..experiment import ExperimentConfig, OutputFolderError, device_name, format_comparison, run_experiment
+    from ..experiment import (
+        TOKEN_FIGURE, ExperimentConfig, OutputFolderError, device_name, format_comparison, run_experiment)
+    from ..token_maps import format_localisation
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -75,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
     print(f'\nSTL demo on {data} ({device_name()}, {time.perf_counter() - start:.0f} s)\n')
     print(format_comparison(results))
     print('\nclean top-1: higher is better; corruption error and mCE vs baseline (baseline = 100): lower is better.')
-    print(f'weights (model.safetensors + timm config.json): {out / "weights"}/<arm>-seed{args.seed}/')
+    token_labels = {r.arm: r.token_labels for r in results if r.token_labels}
+    if token_labels:
+        print('\n' + format_localisation(token_labels))
+    print(f'\nweights (model.safetensors + timm config.json): {out / "weights"}/<arm>-seed{args.seed}/')
     print(f'chart: {out / "corruption_errors.png"}   per-model results: {out / "results"}/')
+    if token_labels:
+        print(f'token labels over one validation image per class: {out / TOKEN_FIGURE}')
     return 0
 
 

@@ -5,6 +5,7 @@ each normaliser gets its own `mCE vs <name>` / `rel. mCE vs <name>` pair. Per-co
 set of cells present (with the severities they average when not all five); mCE only for complete sets.
 """
 import csv
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -214,8 +215,20 @@ def plot_corruption_errors(
     ax.legend(loc='upper center', ncol=min(len(errors), 3), fontsize='small')
     ax.grid(axis='y', alpha=0.3)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """ Write a matplotlib figure to `path` (PNG) through a temp file in the same folder, then close it. """
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    try:
+        fig.savefig(tmp, dpi=dpi, format='png')
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path

@@ -26,6 +26,10 @@ def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys):
     for arm in ('baseline', 'tl', 'stl'):
         assert (out / 'weights' / f'{arm}-seed0' / 'model.safetensors').is_file()
     assert (out / 'corruption_errors.png').is_file() and (out / 'data' / 'train').is_dir()
+    # what STL is about, measured: where the token heads put the class, for the two token-head arms only
+    assert re.search(r'^  tl   on the object +\d+\.\d%   on the background +\d+\.\d%$', captured.out, flags=re.M)
+    assert re.search(r'^  stl  on the object', captured.out, flags=re.M) and '  baseline  on the' not in captured.out
+    assert (out / 'token_labels.png').is_file() and str(out / 'token_labels.png') in captured.out
 
 
 @pytest.mark.parametrize('args, message', [

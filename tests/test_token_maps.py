@@ -1,0 +1,57 @@
+"""Token labels against known object masks (`fan_stl.token_maps`): coverage, the object / background shares, the
+token logits of a real token-head model, and the figure."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import timm
+from fan_stl.synthetic import class_folder_names, val_samples_with_masks
+from fan_stl.token_maps import format_localisation, has_token_head, localisation, token_cover, token_logits
+
+
+def _sample(mask: np.ndarray, label: int) -> tuple:
+    return Image.new('RGB', mask.shape[::-1]), mask, label
+
+
+def test_token_cover_is_the_covered_share_of_each_token():
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[:16, :16] = True  # token (0, 0) fully covered
+    mask[16:24, 16:] = True  # token (1, 1) half covered
+    assert token_cover([mask], (2, 2))[0].tolist() == [[1.0, 0.0], [0.0, 0.5]]
+
+
+def test_localisation_counts_object_and_background_tokens_separately():
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[:16, :] = True  # top row of tokens: object; bottom row: background
+    logits = torch.zeros(1, 2, 2, 3)
+    logits[0, 0, 0, 2] = logits[0, 0, 1, 1] = 1.  # object tokens: one says class 2 (right), one class 1
+    logits[0, 1, :, 0] = 1.  # background tokens: class 0
+    assert localisation(logits, [_sample(mask, 2)]) == {'object': 50.0, 'background': 0.0}
+    assert localisation(logits, [_sample(mask, 0)]) == {'object': 0.0, 'background': 100.0}
+    text = format_localisation({'tl': {'object': 50.0, 'background': 0.0}})
+    assert 'tl  on the object  50.0%' in text
+
+
+def test_token_logits_are_the_models_token_head_on_the_grid():
+    model = timm.create_model('fan_t_hybrid_tl', num_classes=6, depth=1, stem_depths=(1, 1)).eval()
+    assert has_token_head(model) and not has_token_head(timm.create_model('resnet10t', num_classes=6))
+    samples = val_samples_with_masks(1, size=32)
+    logits = token_logits(model, samples, batch_size=4)
+    assert logits.shape == (len(samples), 2, 2, 6)
+    x = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.).permute(2, 0, 1)
+                     for im, _, _ in samples])
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # the model's data config (ImageNet)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        _, expected = model.forward_dense((x - mean) / std)
+    torch.testing.assert_close(logits.flatten(1, 2), expected)
+
+
+def test_figure_is_written_atomically(tmp_path):
+    pytest.importorskip('matplotlib', reason='needs the robustness extra: pip install -e ".[robustness]"')
+    from fan_stl.token_maps import plot_token_maps
+    samples = val_samples_with_masks(1, size=32)[:2]
+    logits = {'tl': torch.randn(2, 2, 2, 6), 'stl': torch.randn(2, 2, 2, 6)}
+    path = plot_token_maps(logits, samples, class_folder_names(), tmp_path / 'maps.png')
+    assert path.read_bytes()[:4] == b'\x89PNG' and [p.name for p in tmp_path.iterdir()] == ['maps.png']
