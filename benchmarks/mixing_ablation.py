@@ -80,20 +80,27 @@ ABLATION_ARMS: ArmTable = {  # teachers before their students (the training orde
 }
 TEACHER_ARMS = ('tl', 'cnn')
 MIXING = dict(mixup=0.8, cutmix=1.0)  # every arm mixes (the CPU mode too: it is what is compared)
+
+
+def maskmix_grid(img_size: int) -> dict:
+    """ MixPro's 4 x 4 MaskMix grid at `img_size` (the default 4-token cell would cover a 64 px image whole). """
+    return dict(maskmix_cell=max(1, img_size // 64))
+
+
 MODES: Dict[str, Dict] = {
     # reproduce_small's gpu-fast recipe, 8 trainings per seed of 5 epochs
-    'gpu': dict(train=dict(GPU_RECIPE, epochs=5, warmup_epochs=1, cooldown_epochs=0, ema_decay=0., workers=12,
-                           prefetcher=True),
+    'gpu': dict(train=dict(GPU_RECIPE, **maskmix_grid(GPU_RECIPE['img_size']), epochs=5, warmup_epochs=1,
+                           cooldown_epochs=0, ema_decay=0., workers=12, prefetcher=True),
                 eval_per_class=20, seeds=(0, 1), workers=16, eval_batch_size=256, corruptions=STANDARD_CORRUPTIONS),
     # 16 trainings of 10 epochs over 1200 images at 64 px (375 steps each, past the ~200 steps this FAN sits at
     # chance from scratch; the demo's lr, see fan_stl.commands.demo) + 16 x 2.6k evaluated images; validation on 10
     # per class
-    'cpu': dict(train=dict(DEMO_RECIPE, **MIXING, img_size=64, batch_size=32, epochs=10, lr=2e-4,
+    'cpu': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(64), img_size=64, batch_size=32, epochs=10, lr=2e-4,
                            samples_per_class=120, val_samples_per_class=10),
                 eval_per_class=10, seeds=(0, 1), workers=2, eval_batch_size=64,
                 corruptions=('gaussian_noise', 'defocus_blur', 'contrast', 'jpeg_compression', 'pixelate')),
-    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, model_kwargs=dict(depth=1, stem_depths=(1, 1)), img_size=32,
-                             batch_size=4, epochs=1, lr=5e-4, samples_per_class=1, val_samples_per_class=1),
+    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(32), model_kwargs=dict(depth=1, stem_depths=(1, 1)),
+                             img_size=32, batch_size=4, epochs=1, lr=5e-4, samples_per_class=1, val_samples_per_class=1),
                   eval_per_class=1, seeds=(0,), workers=1, eval_batch_size=16, corruptions=('gaussian_noise',)),
 }
 TOO_SMALL = {

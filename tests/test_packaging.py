@@ -22,10 +22,11 @@ PYPROJECT = tomllib.loads((ROOT / 'pyproject.toml').read_text())
 
 
 def _build(tmp_path: Path, *kinds: str) -> Path:
-    """ Build `kinds` ('--wheel', '--sdist') from a copy of pyproject.toml, README.md and fan_stl/; the dist folder. """
+    """ Build `kinds` ('--wheel', '--sdist') from a copy of pyproject.toml, README.md, LICENSE and fan_stl/; the
+    dist folder. """
     src = tmp_path / 'src'
     src.mkdir()
-    for name in ('pyproject.toml', 'README.md'):
+    for name in ('pyproject.toml', 'README.md', 'LICENSE'):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / 'fan_stl', src / 'fan_stl', ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
     dist = tmp_path / 'dist'
@@ -42,6 +43,7 @@ def test_wheel_installs_alone_and_import_registers_the_models(tmp_path):
     source = {p.relative_to(ROOT).as_posix() for p in (ROOT / 'fan_stl').rglob('*.py')}
     assert source <= packaged, f'missing from the wheel: {sorted(source - packaged)}'
     assert not any(name.startswith(('tests/', 'benchmarks/')) for name in packaged)
+    assert f'fan_stl-{__version__}.dist-info/licenses/LICENSE' in packaged  # the Apache-2.0 text travels with the code
     target = tmp_path / 'site'
     install = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-compile', '--quiet',
                               '--target', str(target), str(wheel)], capture_output=True, text=True, timeout=600)

@@ -7,7 +7,8 @@ fraction of own pixels is the class share `lam` (cells cropped at the image bord
 
 Cell size: MixPro's 56 px cells are 4 tokens of its patch-14 DeiTs (a 4 x 4 grid at 224 px). With 16 px tokens a
 224 px image is 14 tokens wide, so `cell_tokens=7` gives a 2 x 2 grid, 2 a 7 x 7 grid, and the default 4 a 4 x 4
-grid of 64 px cells whose last row and column are cropped to 32 px (every token still belongs to one image).
+grid of 64 px cells whose last row and column are cropped to 32 px (every token still belongs to one image). A cell
+that covers the whole image (k = 4 at 64 px) is refused: nothing would be mixed.
 
 `pair_partners` gives the partner of every sample: `'perm'` (a random permutation, MixPro) or `'flip'` (the reversed
 batch, timm and LV-ViT). The mixing methods themselves are the `MIX_METHODS` of `fan_stl.stl.mixing`.
@@ -67,6 +68,12 @@ def maskmix_ownership(
     cell = cell_tokens * token_stride
     rows, cols = math.ceil(height / cell), math.ceil(width / cell)
     cells = rows * cols
+    if cells < 2:  # one cell covers the image: every sample would keep all of it, i.e. nothing would be mixed
+        largest = max(1, (max(height, width) - 1) // token_stride)
+        raise ValueError(
+            f'MaskMix cannot mix {height}x{width} images with {cell}-pixel cells ({cell_tokens} tokens of '
+            f'{token_stride} px): one cell covers the whole image. Use --maskmix-cell {largest} or less (1 gives a '
+            f'{height // token_stride} x {width // token_stride} grid), or a larger --img-size.')
     ratio = np.random.beta(alpha, alpha, size=batch if mode == 'elem' else 1)
     keep = torch.from_numpy(np.clip(np.ceil(cells * ratio), 1, cells))
     rank = torch.rand(batch, cells).argsort(dim=1).argsort(dim=1)  # a random order of the cells

@@ -139,3 +139,12 @@ def test_mixpro_schedule_uses_both_branches():
         constant = bool((record.own == record.own[:, :1]).all())
         kinds.add('mixup' if constant else 'maskmix')
     assert kinds == {'mixup', 'maskmix'}
+
+
+@pytest.mark.parametrize('cell_tokens, size', [(4, 64), (2, 32), (7, 96)])
+def test_a_cell_that_covers_the_image_is_refused_instead_of_never_mixing(cell_tokens, size):
+    """ One cell per image: every sample would keep all of it (lam = 1, nothing mixed, silently). """
+    with pytest.raises(ValueError, match=rf'one cell covers the whole image\. Use --maskmix-cell {size // 16 - 1} '):
+        MaskMix(cell_tokens, num_classes=K)(_indexed_images(4, size, size), torch.zeros(4).long())
+    mixed, packed = MaskMix(size // 16 - 1, num_classes=K)(_indexed_images(4, size, size), torch.zeros(4).long())
+    assert MixRecord.unpack(packed, K)[1].own.shape[1] == (size // 16) ** 2  # the largest cell allowed works
