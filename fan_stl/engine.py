@@ -42,7 +42,7 @@ from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler, accuracy, init
 
 from .stl.config import STLConfig
 from .stl.data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .stl.mixing import STLCollateMixup, STLMixup, mixer_options
+from .stl.mixing import STLCollateMixup, STLMixup, check_mixing_input, mixer_options
 from .stl.task import build_task
 from .stl.views import PairedViewDataset, PairedViewLoader
 
@@ -143,6 +143,7 @@ def _dataset(cfg: TrainConfig, split: str, per_class: Optional[int], is_training
 def _loaders(cfg: TrainConfig, model: nn.Module, num_classes: int, device: torch.device, world_size: int,
              prefetcher: bool):
     data_config = resolve_data_config({'input_size': (3, cfg.img_size, cfg.img_size)}, model=model)
+    check_mixing_input(cfg.stl, data_config['input_size'])
     train_set = _dataset(cfg, 'train', cfg.samples_per_class, is_training=True)
     mix_args = dict(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
                     num_classes=num_classes, **mixer_options(cfg.stl))

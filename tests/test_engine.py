@@ -12,6 +12,7 @@ import pytest
 import timm
 import torch
 from timm.models import load_checkpoint
+from PIL import Image
 
 from fan_stl.engine import TrainConfig, train
 from tests.conftest import checkout_env
@@ -168,3 +169,16 @@ def test_torchrun_two_ranks_stage2(imagenette_root, tmp_path):
     assert len({line.split()[2] for line in lines}) == 1  # validation accuracy is reduced over both ranks
     assert len({line.split()[3] for line in lines}) == 2  # each rank draws its own Gumbel stream
     assert (tmp_path / 'out' / 'last.pth.tar').is_file()
+
+
+def test_maskmix_cell_covering_the_image_is_refused_before_training(tmp_path):
+    """ k = 4 tokens = 64 px at 64 px: one cell per image, so MaskMix would never mix; refused, naming the fix. """
+    for split in ('train', 'val'):
+        for name in ('a', 'b'):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new('RGB', (64, 64)).save(tmp_path / split / name / 'x.png')
+    cfg = TrainConfig.from_options(data_dir=str(tmp_path), stage='plain', model='fan_tiny_8_p4_hybrid', img_size=64,
+                                   batch_size=2, cutmix=1., mix_method='maskmix', maskmix_cell=4, workers=0,
+                                   model_kwargs=dict(depth=1, stem_depths=(1, 1)), progress=False)
+    with pytest.raises(ValueError, match='one cell covers the whole image. Use --maskmix-cell 3 or less'):
+        train(cfg)

@@ -46,9 +46,10 @@ def _parse_args():
     parser.add_argument('--data-dir')
     parser.add_argument('--epochs', type=int, default=1)
     parser.add_argument('--output')
+    parser.add_argument('--cutmix', type=float, default=0.)
     args = parser.parse_args()
     args.__dict__.update(dataset='', train_split='train', val_split='val', num_classes=2, smoothing=0.1, mixup=0.,
-                         cutmix=0., seed=0, model='fan_t_hybrid_tl', grad_accum_steps=1)
+                         seed=0, model='fan_t_hybrid_tl', grad_accum_steps=1, world_size=1)
     return args, yaml.safe_dump(args.__dict__)
 
 def train_one_epoch(epoch, model, loader, optimizer, args, task=None):
@@ -58,22 +59,23 @@ def main():
     args, args_text = _parse_args()
     open(args.output, 'w').write(args_text)
     model = timm.create_model('fan_t_hybrid_tl', num_classes=2, depth=1, stem_depths=(1, 1))
+    BEFORE_TASK
     task = TASK_CONSTRUCTION
     train_one_epoch(0, model, None, None, args, task=task)
     print('TRAINED WITH', type(task).__name__)
 '''
 
 
-def _mini_run(tmp_path, construction, stl_options=('--stage', 'tl')):
+def _mini_run(tmp_path, construction, stl_options=('--stage', 'tl'), before_task='pass', script_options=()):
     for split in ('train', 'val'):
         for name in ('a', 'b'):
             (tmp_path / 'data' / split / name).mkdir(parents=True, exist_ok=True)
             (tmp_path / 'data' / split / name / 'x.jpg').write_bytes(b'x')
     script = tmp_path / 'train.py'
-    script.write_text(MINI_TRAIN.replace('TASK_CONSTRUCTION', construction))
+    script.write_text(MINI_TRAIN.replace('TASK_CONSTRUCTION', construction).replace('BEFORE_TASK', before_task))
     return subprocess.run(
         [sys.executable, '-m', 'fan_stl.train', '--timm-train', str(script), *stl_options, '--', '--data-dir',
-         str(tmp_path / 'data'), '--output', str(tmp_path / 'args.yaml')],
+         str(tmp_path / 'data'), '--output', str(tmp_path / 'args.yaml'), *script_options],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -96,6 +98,16 @@ def test_method_drawn_in_the_mixup_slot_needs_the_slot_switched_on(tmp_path):
     proc = _mini_run(tmp_path, 'ClassificationTask(model=model, criterion=None)',
                      ('--stage', 'plain', '--mix-method', 'maskmix'))
     assert proc.returncode == 2 and 'add --cutmix 1.0' in proc.stderr and 'TRAINED WITH' not in proc.stdout
+
+
+def test_maskmix_cell_covering_the_image_is_refused_when_train_py_builds_its_loader(tmp_path):
+    loader = ("create_loader(create_dataset('', root=args.data_dir, split='train', is_training=True), "
+              "input_size=(3, 64, 64), batch_size=2, is_training=True, use_prefetcher=False, device=torch.device('cpu'))")
+    proc = _mini_run(tmp_path, 'ClassificationTask(model=model, criterion=None)',
+                     ('--stage', 'plain', '--mix-method', 'maskmix', '--maskmix-cell', '4'), before_task=loader,
+                     script_options=('--cutmix', '1.0'))
+    assert proc.returncode == 2 and 'TRAINED WITH' not in proc.stdout and 'Traceback' not in proc.stderr
+    assert 'one cell covers the whole image. Use --maskmix-cell 3 or less' in proc.stderr
 
 
 def _subset(src: Path, dst: Path, per_class: int) -> Path:

@@ -40,7 +40,7 @@ from ..timm_scripts import load_timm_script, split_command_line
 from .annotator import resolve_annotator
 from .config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, mixer_options
+from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, check_mixing_input, mixer_options
 from .task import STLTask, build_task
 from .views import PairedViewDataset, PairedViewLoader
 
@@ -157,6 +157,8 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
         if is_training:
             world_size = state.args.world_size if state.args is not None else 1
             _guarded(check_steps_per_epoch, len(loader), len(dataset), kwargs.get('batch_size', 1), world_size)
+            if kwargs.get('input_size'):
+                _guarded(check_mixing_input, config, kwargs['input_size'])
             if isinstance(dataset, PairedViewDataset) and kwargs.get('use_prefetcher', True):
                 loader = PairedViewLoader(loader)
         return loader

@@ -19,7 +19,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ['PAIRINGS', 'MASKMIX_MODES', 'pair_partners', 'check_token_grid', 'maskmix_ownership']
+__all__ = ['PAIRINGS', 'MASKMIX_MODES', 'pair_partners', 'check_token_grid', 'check_maskmix_grid',
+           'maskmix_ownership']
 
 PAIRINGS = ('perm', 'flip')
 MASKMIX_MODES = ('batch', 'elem')
@@ -40,6 +41,19 @@ def check_token_grid(height: int, width: int, token_stride: int) -> None:
         raise ValueError(
             f'Mixing with a per-token record needs an image height and width that are multiples of the token stride '
             f'{token_stride}; got {height}x{width}. Use --img-size / --input-size a multiple of {token_stride}.')
+
+
+def check_maskmix_grid(height: int, width: int, cell_tokens: int, token_stride: int = 16) -> None:
+    """ Raise a clear error unless MaskMix can mix `height` x `width` images: whole tokens, and at least two cells
+    (one cell covering the image would be kept whole by every sample: nothing would ever be mixed). """
+    check_token_grid(height, width, token_stride)
+    cell = cell_tokens * token_stride
+    if cell >= height and cell >= width:
+        largest = max(1, (max(height, width) - 1) // token_stride)
+        raise ValueError(
+            f'MaskMix cannot mix {height}x{width} images with {cell}-pixel cells ({cell_tokens} tokens of '
+            f'{token_stride} px): one cell covers the whole image. Use --maskmix-cell {largest} or less (1 gives a '
+            f'{height // token_stride} x {width // token_stride} grid), or a larger --img-size.')
 
 
 def maskmix_ownership(
@@ -64,16 +78,10 @@ def maskmix_ownership(
         raise ValueError(f'MaskMix needs a cell of >= 1 token and alpha > 0; got {cell_tokens} and {alpha}.')
     if mode not in MASKMIX_MODES:
         raise ValueError(f"MaskMix mode must be 'batch' (one ratio per batch) or 'elem' (per sample); got {mode!r}.")
-    check_token_grid(height, width, token_stride)
+    check_maskmix_grid(height, width, cell_tokens, token_stride)
     cell = cell_tokens * token_stride
     rows, cols = math.ceil(height / cell), math.ceil(width / cell)
     cells = rows * cols
-    if cells < 2:  # one cell covers the image: every sample would keep all of it, i.e. nothing would be mixed
-        largest = max(1, (max(height, width) - 1) // token_stride)
-        raise ValueError(
-            f'MaskMix cannot mix {height}x{width} images with {cell}-pixel cells ({cell_tokens} tokens of '
-            f'{token_stride} px): one cell covers the whole image. Use --maskmix-cell {largest} or less (1 gives a '
-            f'{height // token_stride} x {width // token_stride} grid), or a larger --img-size.')
     ratio = np.random.beta(alpha, alpha, size=batch if mode == 'elem' else 1)
     keep = torch.from_numpy(np.clip(np.ceil(cells * ratio), 1, cells))
     rank = torch.rand(batch, cells).argsort(dim=1).argsort(dim=1)  # a random order of the cells

@@ -24,7 +24,7 @@ PAL / TransMix).
 
 Adding a pixel-space method is one draw function and one registry entry in this module.
 """
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,12 +33,13 @@ from timm.data.loader import fast_collate
 from timm.data.mixup import FastCollateMixup, Mixup, cutmix_bbox_and_lam, mixup_target
 
 from ..models.fan import TOKEN_STRIDE
-from .maskmix import MASKMIX_MODES, PAIRINGS, check_token_grid, maskmix_ownership, pair_partners
+from .maskmix import (
+    MASKMIX_MODES, PAIRINGS, check_maskmix_grid, check_token_grid, maskmix_ownership, pair_partners)
 from .mix_record import MixRecord
 from .mixtoken import MixToken
 from .views import pair_views, split_views
 
-__all__ = ['MIX_METHODS', 'TOKEN_MIX_METHODS', 'STLMixup', 'STLCollateMixup', 'mixer_options']
+__all__ = ['MIX_METHODS', 'TOKEN_MIX_METHODS', 'STLMixup', 'STLCollateMixup', 'check_mixing_input', 'mixer_options']
 
 Ownership = Tuple[torch.Tensor, torch.Tensor]  # own (B, H, W) or broadcastable, lam (B,); float64
 
@@ -120,6 +121,13 @@ def mixer_options(config) -> Dict[str, Any]:
     return dict(method=config.mix_method, pairing=config.mix_pairing, mix_alpha=config.mix_alpha,
                 maskmix_cell=config.maskmix_cell, maskmix_mode=config.maskmix_mode,
                 mixpro_p_maskmix=config.mixpro_p_maskmix, paired=config.stage == 'stl')
+
+
+def check_mixing_input(config, input_size: Sequence[int]) -> None:
+    """ Refuse, before the first step, an `STLConfig`'s mixing that cannot work on `(C, H, W)` inputs, naming the
+    fix (so far: a MaskMix cell that covers the whole image). """
+    if config.mix_method in ('maskmix', 'mixpro'):
+        check_maskmix_grid(input_size[-2], input_size[-1], config.maskmix_cell, TOKEN_STRIDE)
 
 
 class _ProducesMixRecord:
