@@ -90,6 +90,9 @@ def plot_token_maps(
     from .robustness.report import save_figure
 
     names = list(logits_by_model)
+    probs = {name: [logits[row].softmax(-1)[..., label].numpy() for row, (_, _, label) in enumerate(samples)]
+             for name, logits in logits_by_model.items()}
+    top = max(float(p.max()) for rows in probs.values() for p in rows)  # one colour scale for every panel
     fig, axes = plt.subplots(len(samples), 1 + len(names), figsize=(1.9 * (1 + len(names)), 1.9 * len(samples)),
                              squeeze=False)
     for row, (image, mask, label) in enumerate(samples):
@@ -97,9 +100,8 @@ def plot_token_maps(
         axes[row, 0].contour(mask, levels=[0.5], colors='white', linewidths=1)
         axes[row, 0].set_ylabel(class_names[label], fontsize='small')
         for col, name in enumerate(names, start=1):
-            probs = logits_by_model[name][row].softmax(-1)[..., label].numpy()
             axes[row, col].imshow(image, alpha=0.35)
-            axes[row, col].imshow(probs, cmap='magma', vmin=0, vmax=1, alpha=0.75, interpolation='nearest',
+            axes[row, col].imshow(probs[name][row], cmap='magma', vmin=0, vmax=top, alpha=0.75, interpolation='nearest',
                                   extent=(-0.5, image.width - 0.5, image.height - 0.5, -0.5))
             axes[row, col].contour(mask, levels=[0.5], colors='cyan', linewidths=0.8)
             if row == 0:
@@ -107,6 +109,7 @@ def plot_token_maps(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle('per-token probability of the image\'s class (bright = high; outline = the object)', fontsize='small')
+    fig.suptitle(f'per-token probability of the image\'s class (black 0 to bright {top:.2f}; outline = the object)',
+                 fontsize='small')
     fig.tight_layout()
     return save_figure(fig, path)
