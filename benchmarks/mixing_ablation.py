@@ -61,6 +61,7 @@ from fan_stl.engine import TrainConfig
 from fan_stl.experiment import ArmResult, ExperimentConfig, format_comparison, run_experiment
 from fan_stl.robustness import STANDARD_CORRUPTIONS
 from fan_stl.stl.config import STLConfig
+from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.synthetic import make_shapes_dataset
 from reproduce_small import GPU_RECIPE, add_run_options, find_data, machine, per_seed_table  # sibling benchmark scripts
 from throughput import write_atomic
@@ -84,7 +85,7 @@ MIXING = dict(mixup=0.8, cutmix=1.0)  # every arm mixes (the CPU mode too: it is
 
 def maskmix_grid(img_size: int) -> dict:
     """ MixPro's 4 x 4 MaskMix grid at `img_size` (the default 4-token cell would cover a 64 px image whole). """
-    return dict(maskmix_cell=max(1, img_size // 64))
+    return dict(maskmix_cell=mixpro_grid_cell(img_size))
 
 
 MODES: Dict[str, Dict] = {

@@ -26,6 +26,7 @@ import timm
 
 import fan_stl  # noqa: F401  (registers the models)
 from fan_stl.stl.config import STLConfig
+from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.stl.mixing import STLMixup, mixer_options
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
@@ -101,7 +102,8 @@ def main() -> int:
     steps = {'plain': plain_step, 'stl': stl_step}
     for entry in args.methods:
         method, _, relabel = entry.partition('+')
-        config = STLConfig(stage='stl', teacher=teacher, mix_method=method, attention_relabel=relabel or 'none')
+        config = STLConfig(stage='stl', teacher=teacher, mix_method=method, attention_relabel=relabel or 'none',
+                           maskmix_cell=mixpro_grid_cell(args.img_size))  # MixPro's 4 x 4 grid at any size
         mixer = STLMixup(mixup_alpha=0.8, cutmix_alpha=1., label_smoothing=0.1, num_classes=args.num_classes,
                          **mixer_options(config))
         method_task = build_task(config, student, device=device, autocast=autocast)

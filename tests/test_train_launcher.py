@@ -197,13 +197,14 @@ def test_real_train_py_with_a_changed_task_line_is_refused(imagenette_root, tmp_
 MIXING_RUNS = {  # name: (STL options, model and its train.py options)
     'plain-maskmix': (['--stage', 'plain', '--mix-method', 'maskmix', '--mix-pairing', 'perm', '--maskmix-cell', '1'],
                       ['--model', 'fan_tiny_8_p4_hybrid']),
-    'plain-mixpro-pal': (['--stage', 'plain', '--mix-method', 'mixpro', '--attention-relabel', 'pal'],
+    'plain-mixpro-pal': (['--stage', 'plain', '--mix-method', 'mixpro', '--maskmix-cell', '1', '--attention-relabel',
+                          'pal'],
                          ['--model', 'fan_tiny_8_p4_hybrid', '--smoothing', '0']),
     'plain-vit-patch_cutmix': (['--stage', 'plain', '--mix-method', 'patch_cutmix'],
                                ['--model', 'vit_tiny_patch16_224', '--model-kwargs', 'depth=1', 'img_size=64']),
     'tl-mixtoken': (['--stage', 'tl', '--mix-method', 'mixtoken'], ['--model', 'fan_t_hybrid_tl']),
-    'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--attention-relabel', 'transmix',
-                              '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
+    'stl-maskmix-transmix': (['--stage', 'stl', '--mix-method', 'maskmix', '--maskmix-cell', '1',
+                              '--attention-relabel', 'transmix', '--follow-mixing'], ['--model', 'fan_t_hybrid_stl']),
     'stl-mixtoken': (['--stage', 'stl', '--mix-method', 'mixtoken'],
                      ['--model', 'fan_t_hybrid_stl', '--no-prefetcher']),
 }

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ['PAIRINGS', 'MASKMIX_MODES', 'pair_partners', 'check_token_grid', 'check_maskmix_grid',
-           'maskmix_ownership']
+           'mixpro_grid_cell', 'maskmix_ownership']
 
 PAIRINGS = ('perm', 'flip')
 MASKMIX_MODES = ('batch', 'elem')
@@ -54,6 +54,11 @@ def check_maskmix_grid(height: int, width: int, cell_tokens: int, token_stride: 
             f'MaskMix cannot mix {height}x{width} images with {cell}-pixel cells ({cell_tokens} tokens of '
             f'{token_stride} px): one cell covers the whole image. Use --maskmix-cell {largest} or less (1 gives a '
             f'{height // token_stride} x {width // token_stride} grid), or a larger --img-size.')
+
+
+def mixpro_grid_cell(img_size: int, token_stride: int = 16) -> int:
+    """ The cell side in tokens (`--maskmix-cell`) that gives MixPro's 4 x 4 grid at `img_size` (at least 1). """
+    return max(1, img_size // (4 * token_stride))
 
 
 def maskmix_ownership(

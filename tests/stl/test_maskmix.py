@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fan_stl.stl.maskmix import check_maskmix_grid, mixpro_grid_cell
 from fan_stl.stl.mix_record import MixRecord
 from fan_stl.stl.mixing import STLCollateMixup, STLMixup
 
@@ -148,3 +149,9 @@ def test_a_cell_that_covers_the_image_is_refused_instead_of_never_mixing(cell_to
         MaskMix(cell_tokens, num_classes=K)(_indexed_images(4, size, size), torch.zeros(4).long())
     mixed, packed = MaskMix(size // 16 - 1, num_classes=K)(_indexed_images(4, size, size), torch.zeros(4).long())
     assert MixRecord.unpack(packed, K)[1].own.shape[1] == (size // 16) ** 2  # the largest cell allowed works
+
+
+def test_mixpro_grid_cell_gives_a_four_by_four_grid():
+    assert [mixpro_grid_cell(size) for size in (32, 64, 128, 224, 256)] == [1, 1, 2, 3, 4]
+    for size in (64, 128, 256):
+        check_maskmix_grid(size, size, mixpro_grid_cell(size))  # never the refused one-cell grid
