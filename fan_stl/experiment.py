@@ -44,7 +44,7 @@ from .robustness import (
 )
 from .robustness.evaluate import write_json_atomic
 from .robustness.layouts import is_image
-from .synthetic import class_folder_names, make_shapes_dataset, val_samples_with_masks
+from .synthetic import VAL_PER_CLASS, class_folder_names, make_shapes_dataset, val_samples_with_masks
 from .token_maps import has_token_head, localisation, plot_token_maps, token_logits
 
 RUN_RECORD = 'fan_stl_run.json'
@@ -317,9 +317,9 @@ def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module
     if not heads:
         return {}
     progress.phase('measuring where the token labels are')
-    generated = cfg.generate or {}
-    per_class = generated.get('val_per_class', 1)
-    samples = val_samples_with_masks(per_class, size=generated.get('size', 64), seed=generated.get('seed', 0))
+    spec = {k: v for k, v in (cfg.generate or {}).items() if k in ('val_per_class', 'size', 'seed')}
+    per_class = spec.pop('val_per_class', VAL_PER_CLASS)
+    samples = val_samples_with_masks(per_class, **spec)
     logits = {arm: token_logits(model, samples) for arm, model in heads.items()}
     if seed == cfg.seeds[0]:
         first = slice(0, len(samples), per_class)  # the first validation image of each class

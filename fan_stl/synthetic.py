@@ -137,6 +137,7 @@ def render_sample(class_index: int, rng: np.random.Generator, size: int = 64) ->
 
 
 SPLITS = ('train', 'val')
+VAL_PER_CLASS, SIZE, SEED = 25, 64, 0  # `make_shapes_dataset`'s defaults, shared with `val_samples_with_masks`
 
 
 def sample_rng(seed: int, split: str, class_index: int, n: int) -> np.random.Generator:
@@ -150,7 +151,10 @@ def class_folder_names() -> List[str]:
 
 
 def val_samples_with_masks(
-        per_class: int, size: int = 64, seed: int = 0) -> List[Tuple[Image.Image, np.ndarray, int]]:
+        per_class: int = VAL_PER_CLASS,
+        size: int = SIZE,
+        seed: int = SEED,
+) -> List[Tuple[Image.Image, np.ndarray, int]]:
     """ `(image, object mask, class index)` of the first `per_class` validation images of each class, regenerated
     from the seed: the same pixels `make_shapes_dataset` wrote, with the masks it does not store. """
     return [(*render_sample_with_mask(c, sample_rng(seed, 'val', c, n), size), c)
@@ -160,9 +164,9 @@ def val_samples_with_masks(
 def make_shapes_dataset(
         root: Path,
         train_per_class: int = 80,
-        val_per_class: int = 25,
-        size: int = 64,
-        seed: int = 0,
+        val_per_class: int = VAL_PER_CLASS,
+        size: int = SIZE,
+        seed: int = SEED,
 ) -> Path:
     """ Write `root/{train,val}/<class>/<n>.png` and return `root`; an existing complete set is reused. """
     root = Path(root)
