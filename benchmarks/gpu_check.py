@@ -8,7 +8,7 @@ Steps (each a subprocess with its own time box; one failing or running over neve
                     convnext_tiny, xcit_small_12_p16_224; inference batch 256 and training batch 128 (AdamW), bf16
                     autocast, eager (medians of interleaved rounds) and torch.compile, img/s and peak memory; with
                     --official-dir also the official NVlabs/STL fan_small_12_p4_hybrid with the same weights
-    stl_step        benchmarks/stl_step.py (a copy run in the scratch folder, so it appends nowhere): the STL stage-2
+    stl_step        benchmarks/stl_step.py (without --record, so it appends nowhere): the STL stage-2
                     step of fan_s_hybrid_stl against a plain step, batch 128, bf16 (target <= 1.25x)
     reproduce       benchmarks/reproduce_small.py --gpu-fast on Imagenette-128: baseline, token labeler and STL
                     student, 2 seeds, bf16, the official recipe with the lr scaled linearly to the batch
@@ -162,11 +162,8 @@ def plan(args: argparse.Namespace, work: Path, data: Optional[Path]) -> List[Ste
         command += ['--official-dir', str(args.official_dir)]
     throughput.commands = [command]
 
-    # 3. STL stage-2 step vs a plain step (a copy of the script, so that its RESULTS.md append stays in `work`)
-    copy = work / 'stl_step' / 'stl_step.py'
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(BENCHMARKS / 'stl_step.py', copy)
-    stl_step.commands = [_python() + [str(copy)] + (
+    # 3. STL stage-2 step vs a plain step (without --record: it appends nothing to RESULTS.md)
+    stl_step.commands = [_python() + [str(BENCHMARKS / 'stl_step.py')] + (
         ['--model', 'fan_t_hybrid_stl', '--batch-size', '2', '--img-size', '32', '--iters', '1', '--warmup', '0',
          '--num-classes', '10', '--device', 'cpu'] if args.smoke else
         ['--model', 'fan_s_hybrid_stl', '--batch-size', '128', '--img-size', '224', '--iters', '10',

@@ -64,7 +64,7 @@ from fan_stl.stl.config import STLConfig
 from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.synthetic import make_shapes_dataset
 from reproduce_small import GPU_RECIPE, add_run_options, find_data, machine, per_seed_table  # sibling benchmark scripts
-from throughput import write_atomic
+from throughput import append_atomic, write_atomic
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 STUDENT = 'fan_t_hybrid_stl'
@@ -194,8 +194,7 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, refused: Sequence[st
         f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
         f'- wall time: {seconds / 60:.1f} min; charts: {links}\n'
         + (f'- note: {TOO_SMALL[args.mode]}\n' if args.mode in TOO_SMALL else '') + '\n')
-    with RESULTS.open('a') as f:
-        f.write(text + tables + '\n')
+    append_atomic(RESULTS, text + tables + '\n')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ import fan_stl
 from fan_stl.commands.demo import DEMO_RECIPE
 from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
 from fan_stl.robustness import STANDARD_CORRUPTIONS
-from throughput import write_atomic  # the sibling benchmark script
+from throughput import append_atomic, write_atomic  # the sibling benchmark script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_CANDIDATES = (
@@ -127,8 +127,7 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, tables: str, seconds
         f'- machine: {machine()}; python {platform.python_version()}, torch {torch.__version__}, '
         f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
         f'- wall time: {seconds / 60:.1f} min; chart: [{chart_link}]({chart_link})\n\n')
-    with RESULTS.open('a') as f:
-        f.write(header + tables + '\n')
+    append_atomic(RESULTS, header + tables + '\n')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,11 +4,11 @@ STL step: the task `build_task` makes for stage stl on a paired batch (frozen te
 no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
 student class logits + cross-entropy + backward + AdamW step. Each `--methods` entry `METHOD[+RELABEL]` (a
 `MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer (`STLMixup`, the
-no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a table and appends the results,
-with the machine's load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md (append only).
+no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a table; `--record` appends it, with
+the command, machine, versions and load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
-        --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal
+        --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal --record
 """
 import argparse
 import os
@@ -30,6 +30,7 @@ from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.stl.mixing import STLMixup, mixer_options
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
+from throughput import append_atomic  # the sibling benchmark script
 
 RESULTS = Path(__file__).resolve().parent / 'RESULTS.md'
 
@@ -68,6 +69,7 @@ def main() -> int:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--methods', nargs='*', default=[], metavar='METHOD[+RELABEL]',
                         help='mixing methods to time, e.g. maskmix mixtoken maskmix+pal mixup_cutmix+transmix')
+    parser.add_argument('--record', action='store_true', help='append the table to benchmarks/RESULTS.md')
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -117,18 +119,21 @@ def main() -> int:
         f'| {names.get(name, "STL + " + name)} | {value:.1f} | {value / ms["plain"]:.2f}x |'
         for name, value in ms.items()]
     print('\n'.join(table))
+    if not args.record:
+        return 0
     load = os.popen('uptime').read().strip()
     where = 'GPU' if device.type == 'cuda' else 'CPU only (no GPU available to this run)'
-    with RESULTS.open('a') as f:
-        f.write(
-            f'\n## stl_step: {args.model} (teacher {teacher_name}), batch {args.batch_size}, {args.img_size} px, '
-            f'{args.num_classes} classes, amp {args.amp_dtype or "off"}\n\n'
-            f'- command: `python {" ".join(sys.argv)}`\n'
-            f'- machine: {machine}; python {platform.python_version()}, torch {torch.__version__}, '
-            f'timm {timm.__version__}\n'
-            f'- {args.iters} timed steps each after {args.warmup} warm-up rounds, run alternately; medians; {where}\n'
-            f'- load at the end (`uptime`, shared machine): {load}\n\n'
-            + '\n'.join(table) + '\n')
+    append_atomic(
+        RESULTS,
+        f'\n## stl_step: {args.model} (teacher {teacher_name}), batch {args.batch_size}, {args.img_size} px, '
+        f'{args.num_classes} classes, amp {args.amp_dtype or "off"}\n\n'
+        f'- command: `python {" ".join(sys.argv)}`\n'
+        f'- machine: {machine}; python {platform.python_version()}, torch {torch.__version__}, '
+        f'timm {timm.__version__}\n'
+        f'- {args.iters} timed steps each after {args.warmup} warm-up rounds, run alternately; medians; {where}\n'
+        f'- load at the end (`uptime`, shared machine): {load}\n\n'
+        + '\n'.join(table) + '\n')
+    print(f'appended to {RESULTS}')
     return 0
 
 

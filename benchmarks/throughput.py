@@ -380,6 +380,12 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def append_atomic(path: Path, text: str) -> None:
+    """ Append `text` to `path` (e.g. RESULTS.md) by rewriting it whole through `write_atomic`: an interrupted
+    record leaves the previous file intact, never half an entry. """
+    write_atomic(path, (path.read_text() if path.exists() else '') + text)
+
+
 def versions() -> str:
     return (f'python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, '
             f'fan_stl {fan_stl.__version__}')
@@ -484,8 +490,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'- settings: {args.img_size} px, {"bf16 autocast" if args.amp else "fp32"}, inference batch '
             f'{args.infer_batch}, training batch {args.train_batch} (AdamW), {args.rounds} interleaved eager rounds '
             f'x {args.iters} timed steps, medians{", channels_last" if args.channels_last else ""}\n')
-        with RESULTS.open('a') as f:
-            f.write(header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
+        append_atomic(RESULTS, header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
         print(f'appended to {RESULTS}')
     return 0
 
