@@ -45,14 +45,18 @@ def _colour_loader(prefetcher: bool, method: str):
     return loader, STLMixup(**mix)
 
 
+def _mixed_colour_batch(prefetcher: bool, method: str, seed: int):
+    """ One mixed paired batch `(input, target)` of the colour set, down the prefetcher path or the mixup_fn one. """
+    loader, mixup_fn = _colour_loader(prefetcher, method)
+    np.random.seed(seed)
+    input, target = next(iter(loader))
+    return (input, target) if mixup_fn is None else mixup_fn(input, target)
+
+
 @pytest.mark.parametrize('prefetcher', [True, False])
 @pytest.mark.parametrize('method', ['mixup', 'cutmix', 'maskmix'])
 def test_record_survives_the_data_path_and_says_who_owns_each_pixel(prefetcher, method):
-    loader, mixup_fn = _colour_loader(prefetcher, method)
-    np.random.seed(3)
-    input, target = next(iter(loader))
-    if mixup_fn is not None:
-        input, target = mixup_fn(input, target)
+    input, target = _mixed_colour_batch(prefetcher, method, seed=3)
     assert input.shape == (4, 6, 64, 64)
     soft, record = MixRecord.unpack(target, num_classes=4)
     teacher, student = split_views(input)
@@ -73,11 +77,7 @@ def test_record_survives_the_data_path_and_says_who_owns_each_pixel(prefetcher, 
 @pytest.mark.parametrize('prefetcher', [True, False])
 @pytest.mark.parametrize('method', ['cutmix', 'maskmix'])
 def test_followed_token_targets_are_the_pixel_owners(prefetcher, method):
-    loader, mixup_fn = _colour_loader(prefetcher, method)
-    np.random.seed(5)
-    input, target = next(iter(loader))
-    if mixup_fn is not None:
-        input, target = mixup_fn(input, target)
+    input, target = _mixed_colour_batch(prefetcher, method, seed=5)
     _, record = MixRecord.unpack(target, num_classes=4)
     teacher, student = split_views(input)
     labeler = TeacherTokenLabeler(PixelTeacher(), mode='argmax', smoothing=0.)
