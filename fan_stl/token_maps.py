@@ -17,7 +17,7 @@ from PIL import Image
 
 from timm.data import resolve_data_config
 
-from .extras import install_hint
+from .utils.extras import install_hint
 
 OBJECT_COVER = 0.5  # a token is on the object when at least this share of its pixels is
 Sample = Tuple[Image.Image, np.ndarray, int]  # image, object mask (bool, H x W), class index

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..arms import ARMS, check_arms
-from ..extras import install_hint, missing_modules
+from ..utils.extras import install_hint, missing_modules
 from ._args import image_size, positive_int
 
 # Sized for two CPU cores: a FAN-T-Hybrid with 1 + 1 ConvNeXt blocks and 2 FAN blocks at 64 px (4 x 4 tokens), about

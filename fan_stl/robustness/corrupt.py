@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..extras import install_hint
+from ..utils.extras import install_hint
 from .images import file_list_fingerprint, list_images, read_rgb
 from .layouts import list_classes
 from .names import ALL_CORRUPTIONS, SEVERITIES

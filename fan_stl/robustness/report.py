@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ..extras import install_hint
+from ..utils.extras import install_hint
 from .metrics import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 
 HEADERS = {
