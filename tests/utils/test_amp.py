@@ -24,7 +24,7 @@ def test_no_amp_and_unknown_names():
 
 def test_the_names_load_without_torch():
     """ `python -m fan_stl eval --help` offers the names without importing torch. """
-    code = ('import importlib.util as u, sys; s = u.spec_from_file_location("amp", sys.argv[1]); m = u.module_from_spec(s);'
-            ' s.loader.exec_module(m); assert "torch" not in sys.modules; print(m.AMP_NAMES)')
+    code = ('import importlib.util as u, sys; s = u.spec_from_file_location("amp", sys.argv[1]); '
+            'm = u.module_from_spec(s); s.loader.exec_module(m); assert "torch" not in sys.modules; print(m.AMP_NAMES)')
     done = subprocess.run([sys.executable, '-c', code, amp.__file__], capture_output=True, text=True, check=True)
     assert 'bf16' in done.stdout
