@@ -41,7 +41,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -112,7 +111,7 @@ def find_data(args: argparse.Namespace, work: Path) -> Optional[Path]:
     from reproduce_small import DATA_CANDIDATES
     found = next((p for p in candidates + list(DATA_CANDIDATES) if (p / 'train').is_dir()), None)
     if found is None and args.smoke:
-        from fan_stl.synthetic import make_shapes_dataset
+        from fan_stl.demo.synthetic import make_shapes_dataset
         found = make_shapes_dataset(work / 'synthetic', train_per_class=2, val_per_class=1, size=32)
     return found
 
@@ -234,8 +233,8 @@ def _environment() -> Dict[str, str]:
     import torch
     import timm
     import fan_stl
-    facts = {'python': platform.python_version(), 'torch': torch.__version__, 'timm': timm.__version__,
-             'fan_stl': fan_stl.__version__, 'cuda': str(torch.version.cuda)}
+    from fan_stl.utils.machine import machine_description, software_versions
+    facts = {**software_versions(torch, timm, fan_stl), 'cuda': str(torch.version.cuda)}
     try:
         import triton
         facts['triton'] = triton.__version__
@@ -250,7 +249,7 @@ def _environment() -> Dict[str, str]:
         except (OSError, subprocess.SubprocessError) as e:
             facts['gpu (name, driver, memory, max SM clock)'] = f'nvidia-smi failed: {e}'
     else:
-        facts['gpu'] = f'none (CPU, {os.cpu_count()} cores)'
+        facts['gpu'] = f'none ({machine_description(torch.device("cpu"))}, {os.cpu_count()} cores)'
     return facts
 
 
@@ -329,6 +328,7 @@ def report_text(args: argparse.Namespace, steps: List[Step], facts: Dict[str, st
 
 def record_from(folder: Path, results: Path = RESULTS) -> None:
     """ Append a finished run's summary.md (and its chart) to RESULTS.md. """
+    from fan_stl.utils.atomic import append_text_atomic
     entry = (folder / 'summary.md').read_text()
     chart = folder / 'reproduce_small.png'
     if chart.is_file():
@@ -336,8 +336,7 @@ def record_from(folder: Path, results: Path = RESULTS) -> None:
         kept.parent.mkdir(exist_ok=True)
         shutil.copyfile(chart, kept)
         entry += f'\nChart: [{kept.relative_to(results.parent)}]({kept.relative_to(results.parent)})\n'
-    with results.open('a') as f:
-        f.write(entry)
+    append_text_atomic(results, entry)
     print(f'appended {folder / "summary.md"} to {results}')
 
 
@@ -403,7 +402,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.timm_train = args.timm_train or args.carry / CARRY_LAYOUT['train']
         official = args.carry / CARRY_LAYOUT['official']
         args.official_dir = args.official_dir or (official if (official / 'models').is_dir() else None)
-    from throughput import write_atomic
+    from fan_stl.utils.atomic import write_text_atomic
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix='gpu_check_'))
     work.mkdir(parents=True, exist_ok=True)
@@ -421,11 +420,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for step in steps:
             _run_step(step, log, env)
             collect(steps, work, log_path.read_text(errors='replace'))
-            write_atomic(args.out / 'gpu_check.json', json.dumps(
+            write_text_atomic(args.out / 'gpu_check.json', json.dumps(
                 {'smoke': args.smoke, 'environment': facts, 'steps': [asdict(s) for s in steps]}, indent=1))
     total = time.perf_counter() - start
     entry = report_text(args, steps, facts, total)
-    write_atomic(args.out / 'summary.md', entry)
+    write_text_atomic(args.out / 'summary.md', entry)
     shutil.copyfile(log_path, args.out / 'logs.txt')
     mode = 'smoke' if args.smoke else 'gpu-fast'
     chart = work / 'reproduce' / mode / 'corruption_errors.png'

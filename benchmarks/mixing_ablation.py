@@ -1,6 +1,6 @@
 """Mixing and token-label ablation on real photographs (Imagenette): which of the seeds' methods helps, at one budget.
 
-Arms (`ABLATION_ARMS`; one model and one recipe for all, every arm trained for each seed by `fan_stl.experiment`):
+Arms (`ABLATION_ARMS`; one model and one recipe for all, every arm trained for each seed by `fan_stl.demo.experiment`):
     baseline     fan_tiny_8_p4_hybrid, cross-entropy on timm's Mixup 0.8 / CutMix 1.0 (switch 0.5)
     stl          fan_t_hybrid_stl taught by the `tl` arm (the paper's STL), Mixup / CutMix (`mix_method=mixup_cutmix`)
     maskmix      as stl with MaskMix (MixPro's grid mask) instead of Mixup / CutMix (`mix_method=maskmix`)
@@ -41,8 +41,6 @@ appends the command, arms, recipe, machine, wall time, tables and charts to benc
 import argparse
 import datetime
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -55,16 +53,17 @@ import timm
 import torch
 
 import fan_stl
-from fan_stl.arms import ArmTable
-from fan_stl.commands.demo import DEMO_RECIPE
+from fan_stl.demo.arms import ArmTable
+from fan_stl.demo.experiment import ArmResult, ExperimentConfig, format_comparison, run_experiment
+from fan_stl.demo.recipe import DEMO_RECIPE
+from fan_stl.demo.synthetic import make_shapes_dataset
 from fan_stl.engine import TrainConfig
-from fan_stl.experiment import ArmResult, ExperimentConfig, format_comparison, run_experiment
 from fan_stl.robustness import STANDARD_CORRUPTIONS
 from fan_stl.stl.config import STLConfig
 from fan_stl.stl.maskmix import mixpro_grid_cell
-from fan_stl.synthetic import make_shapes_dataset
-from reproduce_small import GPU_RECIPE, add_run_options, find_data, machine, per_seed_table  # sibling benchmark scripts
-from throughput import append_atomic, write_atomic
+from fan_stl.utils.atomic import append_text_atomic, atomic_path, write_text_atomic
+from fan_stl.utils.machine import machine_description, versions_line
+from reproduce_small import GPU_RECIPE, add_run_options, find_data, per_seed_table  # the sibling benchmark script
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 STUDENT = 'fan_t_hybrid_stl'
@@ -94,7 +93,7 @@ MODES: Dict[str, Dict] = {
                            cooldown_epochs=0, ema_decay=0., workers=12, prefetcher=True),
                 eval_per_class=20, seeds=(0, 1), workers=16, eval_batch_size=256, corruptions=STANDARD_CORRUPTIONS),
     # 16 trainings of 10 epochs over 1200 images at 64 px (375 steps each, past the ~200 steps this FAN sits at
-    # chance from scratch; the demo's lr, see fan_stl.commands.demo) + 16 x 2.6k evaluated images; validation on 10
+    # chance from scratch; the demo's lr, see fan_stl.demo.recipe) + 16 x 2.6k evaluated images; validation on 10
     # per class
     'cpu': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(64), img_size=64, batch_size=32, epochs=10, lr=2e-4,
                            samples_per_class=120, val_samples_per_class=10),
@@ -167,10 +166,11 @@ def plot_summary(results: Sequence[ArmResult], path: Path, title: str) -> None:
         if metric == 'mce_vs_baseline':
             ax.axhline(100., color='black', linewidth=0.8)
     fig.suptitle(title + ' (grey: the teachers)')
-    tmp = path.with_name(f'.{path.stem}.{os.getpid()}.tmp.png')
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format='png')
+    finally:
+        plt.close(fig)
 
 
 def record(args: argparse.Namespace, cfg: ExperimentConfig, refused: Sequence[str], tables: str, seconds: float,
@@ -190,11 +190,10 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, refused: Sequence[st
         f'\n- annotator teacher: {ANNOTATOR_CNN} trained from random initialisation in this run (arm cnn), same data '
         f'and budget\n- recipe: {cfg.train}\n'
         f'- corruptions: {list(cfg.corruptions)} x severities {list(cfg.severities)}\n'
-        f'- machine: {machine()}; python {platform.python_version()}, torch {torch.__version__}, '
-        f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
+        f'- machine: {machine_description()}; {versions_line(torch, timm, fan_stl)}\n'
         f'- wall time: {seconds / 60:.1f} min; charts: {links}\n'
         + (f'- note: {TOO_SMALL[args.mode]}\n' if args.mode in TOO_SMALL else '') + '\n')
-    append_atomic(RESULTS, text + tables + '\n')
+    append_text_atomic(RESULTS, text + tables + '\n')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,8 +252,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode in TOO_SMALL:
         print(TOO_SMALL[args.mode])
     if args.json:
-        write_atomic(args.json, json.dumps({
-            'mode': args.mode, 'data': str(data), 'seconds': seconds, 'machine': machine(), 'arms': arms,
+        write_text_atomic(args.json, json.dumps({
+            'mode': args.mode, 'data': str(data), 'seconds': seconds, 'machine': machine_description(), 'arms': arms,
             'refused': refused, 'arm_options': {a: ABLATION_ARMS[a] for a in arms}, 'recipe': cfg.train,
             'corruptions': list(cfg.corruptions), 'eval_per_class': cfg.eval_per_class, 'tables': tables,
             'results': [dict(arm=r.arm, seed=r.seed, clean_top1=r.clean_top1, mce_vs_baseline=r.mce_vs_baseline,

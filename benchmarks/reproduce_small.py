@@ -1,7 +1,7 @@
 """Small-scale test of the STL paper's claim on real photographs (Imagenette).
 
 Claim: the STL student beats a plain baseline of the same architecture on clean accuracy and on corruption
-robustness. Arms, same recipe and epoch budget, for each seed (`fan_stl.experiment`):
+robustness. Arms, same recipe and epoch budget, for each seed (`fan_stl.demo.experiment`):
     baseline  fan_tiny_8_p4_hybrid, cross-entropy + the standard mixing recipe
     tl        fan_t_hybrid_tl (STL stage 1)
     stl       fan_t_hybrid_stl taught by that seed's tl (STL stage 2)
@@ -35,7 +35,6 @@ appends the command, seeds, recipe, machine, wall time, both tables and the char
 import argparse
 import datetime
 import json
-import platform
 import shutil
 import sys
 import time
@@ -47,10 +46,11 @@ import timm
 import torch
 
 import fan_stl
-from fan_stl.commands.demo import DEMO_RECIPE
-from fan_stl.experiment import ExperimentConfig, format_comparison, run_experiment
+from fan_stl.demo.experiment import ExperimentConfig, format_comparison, run_experiment
+from fan_stl.demo.recipe import DEMO_RECIPE
 from fan_stl.robustness import STANDARD_CORRUPTIONS
-from throughput import append_atomic, write_atomic  # the sibling benchmark script
+from fan_stl.utils.atomic import append_text_atomic, write_text_atomic
+from fan_stl.utils.machine import machine_description, versions_line
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_CANDIDATES = (
@@ -94,12 +94,6 @@ def find_data() -> Optional[Path]:
     return next((path for path in DATA_CANDIDATES if (path / 'train').is_dir()), None)
 
 
-def machine() -> str:
-    if torch.cuda.is_available():
-        return f'{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}'
-    return f'CPU ({torch.get_num_threads()} threads)'
-
-
 def per_seed_table(results: Sequence) -> str:
     """ One row per arm and seed: clean top-1, mean corruption error, mCE vs that seed's baseline, training time. """
     lines = ['| arm | seed | clean top-1 (%) | corruption error (%) | mCE vs baseline | train s |',
@@ -124,10 +118,9 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, tables: str, seconds
         f'- lr: {cfg.train["lr"]:g}' + (f' (official 2e-3 at global batch 1024, scaled linearly to batch '
                                         f'{cfg.train["batch_size"]})' if args.mode in ('full', 'gpu-fast') else '') +
         f'\n- corruptions: {len(cfg.corruptions)} x severities {list(cfg.severities)}\n'
-        f'- machine: {machine()}; python {platform.python_version()}, torch {torch.__version__}, '
-        f'timm {timm.__version__}, fan_stl {fan_stl.__version__}\n'
+        f'- machine: {machine_description()}; {versions_line(torch, timm, fan_stl)}\n'
         f'- wall time: {seconds / 60:.1f} min; chart: [{chart_link}]({chart_link})\n\n')
-    append_atomic(RESULTS, header + tables + '\n')
+    append_text_atomic(RESULTS, header + tables + '\n')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,8 +176,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(tables)
     print(f'wall time {seconds:.0f} s')
     if args.json:
-        write_atomic(args.json, json.dumps({
-            'mode': args.mode, 'data': str(data), 'seconds': seconds, 'machine': machine(),
+        write_text_atomic(args.json, json.dumps({
+            'mode': args.mode, 'data': str(data), 'seconds': seconds, 'machine': machine_description(),
             'recipe': {k: v for k, v in cfg.train.items()}, 'severities': list(cfg.severities),
             'corruptions': list(cfg.corruptions), 'eval_per_class': cfg.eval_per_class, 'tables': tables,
             'results': [dict(arm=r.arm, seed=r.seed, clean_top1=r.clean_top1, mce_vs_baseline=r.mce_vs_baseline,

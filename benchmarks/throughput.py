@@ -25,8 +25,6 @@ import datetime
 import gc
 import importlib.util
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +41,10 @@ import timm.models._registry as timm_registry
 
 import fan_stl
 from fan_stl.models.fan import checkpoint_filter_fn
+from fan_stl.utils.amp import amp_dtype
+from fan_stl.utils.atomic import append_text_atomic as append_atomic  # stl_step.py imports it from here
+from fan_stl.utils.atomic import write_text_atomic
+from fan_stl.utils.machine import machine_description, versions_line
 
 DEFAULT_MODELS = [
     'fan_small_12_p4_hybrid', 'fan_s_hybrid_stl', 'fan_tiny_8_p4_hybrid', 'fan_large_16_p4_hybrid',
@@ -164,7 +166,7 @@ class Bench:
     @property
     def amp(self):
         """ bf16 autocast for the device the model is on now (eager models move between CPU and GPU). """
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.amp else _NullContext()
+        return torch.autocast(self.device.type, dtype=amp_dtype('bfloat16')) if self.args.amp else _NullContext()
 
     def _batch(self, size: int) -> torch.Tensor:
         x = torch.randn(size, 3, self.args.img_size, self.args.img_size, device=self.device)
@@ -287,7 +289,7 @@ class Report:
     def __init__(self, args: argparse.Namespace, device: torch.device):
         self.args, self.records = args, []
         self.meta: Dict[str, object] = {
-            'machine': machine_description(device), 'versions': versions(), 'img_size': args.img_size,
+            'machine': machine_description(device), 'versions': versions_line(torch, timm, fan_stl), 'img_size': args.img_size,
             'infer_batch': args.infer_batch, 'train_batch': args.train_batch, 'amp': 'bf16' if args.amp else 'fp32',
             'rounds': args.rounds, 'iters': args.iters, 'channels_last': args.channels_last, 'agreement': {},
             'profiles': {}}
@@ -303,7 +305,7 @@ class Report:
 
     def save(self) -> None:
         if self.args.json:
-            write_atomic(Path(self.args.json), json.dumps({**self.meta, 'rows': self.records}, indent=1))
+            write_text_atomic(Path(self.args.json), json.dumps({**self.meta, 'rows': self.records}, indent=1))
 
 
 def run(args: argparse.Namespace, device: torch.device, report: Report) -> None:
@@ -371,35 +373,6 @@ def format_table(records: List[Dict[str, object]]) -> str:
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---' for _ in cols) + '|']
     lines += ['| ' + ' | '.join(r[c] for c in cols) + ' |' for r in rows]
     return '\n'.join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def append_atomic(path: Path, text: str) -> None:
-    """ Append `text` to `path` (e.g. RESULTS.md) by rewriting it whole through `write_atomic`: an interrupted
-    record leaves the previous file intact, never half an entry. """
-    write_atomic(path, (path.read_text() if path.exists() else '') + text)
-
-
-def versions() -> str:
-    return (f'python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, '
-            f'fan_stl {fan_stl.__version__}')
-
-
-def machine_description(device: torch.device) -> str:
-    if device.type == 'cuda':
-        return f'{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}'
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'CPU {cpu}, {torch.get_num_threads()} threads'
 
 
 def _keyword(parser: argparse.ArgumentParser, item: str) -> Tuple[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fan_stl import __version__
-from fan_stl.extras import EXTRAS, install_hint
+from fan_stl.utils.extras import EXTRAS, install_hint
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / 'pyproject.toml').read_text())

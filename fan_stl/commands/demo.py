@@ -1,6 +1,6 @@
 """`python -m fan_stl demo`: the whole STL story on a small image set, on CPU, in a few minutes.
 
-With no `--data` it generates its own image set (textured shapes on clutter, `fan_stl.synthetic`), then trains a
+With no `--data` it generates its own image set (textured shapes on clutter, `fan_stl.demo.synthetic`), then trains a
 reduced FAN-T-Hybrid baseline, a token labeler and an STL student under one recipe, evaluates them on clean and
 corrupted validation images, prints the comparison, and writes the weights (safetensors + timm config.json) and a
 chart. Needs the robustness extra for the corruptions and the chart.
@@ -11,19 +11,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..arms import ARMS, check_arms
-from ..extras import install_hint, missing_modules
+from ..demo.arms import ARMS, check_arms
+from ..utils.extras import install_hint, missing_modules
 from ._args import image_size, positive_int
-
-# Sized for two CPU cores: a FAN-T-Hybrid with 1 + 1 ConvNeXt blocks and 2 FAN blocks at 64 px (4 x 4 tokens), about
-# 300 steps of batch 32 per arm. Measured on the shapes set: from scratch this model sits at chance for its first
-# ~150-200 steps whatever the recipe, and at lr >= 5e-4, with random erasing or with Mixup / CutMix / RandAugment
-# it is still there after 300. So: lr 2e-4 (`--lr`), decaying only to 1e-4 (most steps come after the plateau),
-# label smoothing, flips, colour jitter and crops of at least 35% of the image, and nothing else.
-VAL_PER_CLASS = 25  # generated validation images per class (the engine's per-epoch top-1 is on all of them)
-DEMO_RECIPE = dict(model_kwargs=dict(depth=2, stem_depths=(1, 1)), aa=None, mixup=0., cutmix=0., reprob=0.,
-                   scale=(0.35, 1.0), warmup_epochs=1, cooldown_epochs=0, min_lr=1e-4, ema_decay=0., drop_path=0.,
-                   workers=0)
 
 
 def check_args(args: argparse.Namespace) -> Optional[str]:
@@ -49,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
         return 2
-    from ..experiment import (
-        TOKEN_FIGURE, ExperimentConfig, OutputFolderError, device_name, format_comparison, run_experiment)
-    from ..token_maps import format_localisation
+    from ..demo.experiment import TOKEN_FIGURE, ExperimentConfig, OutputFolderError, format_comparison, run_experiment
+    from ..demo.recipe import DEMO_RECIPE
+    from ..demo.synthetic import VAL_PER_CLASS
+    from ..demo.token_maps import format_localisation
+    from ..utils.machine import machine_description
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -74,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     except OutputFolderError as e:
         print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
         return 2
-    print(f'\nSTL demo on {data} ({device_name()}, {time.perf_counter() - start:.0f} s)\n')
+    print(f'\nSTL demo on {data} ({machine_description()}, {time.perf_counter() - start:.0f} s)\n')
     print(format_comparison(results))
     print('\nclean top-1: higher is better; corruption error and mCE vs baseline (baseline = 100): lower is better.')
     token_labels = {r.arm: r.token_labels for r in results if r.token_labels}

@@ -12,9 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..utils.amp import AMP_NAMES
 from .corrupt import add_corruption_arguments, expand_corruptions
-
-AMP_CHOICES = ('bf16', 'fp16')
 
 
 def _head_mismatch(state_dict: Dict[str, Any], model: Any, name: str, checkpoint: str) -> Optional[str]:
@@ -129,10 +128,9 @@ def _order_and_baseline(args: argparse.Namespace, labels: List[str]) -> Optional
 
 def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     from fan_stl.robustness.evaluate import (
-        EvalSettings, OnTheFlySpec, baseline_from_results, evaluate_robustness, load_results, summarize_results,
-        write_json_atomic,
-    )
+        EvalSettings, OnTheFlySpec, baseline_from_results, evaluate_robustness, load_results, summarize_results)
     from fan_stl.robustness.metrics import ALEXNET
+    from fan_stl.utils.atomic import write_json_atomic
 
     checkpoints = args.checkpoint or [None] * len(args.models)
     if len(checkpoints) != len(args.models):
@@ -238,5 +236,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--batch-size', type=int, default=64, help='default 64')
     parser.add_argument('--workers', type=int, default=2, help='data-loading processes (default 2)')
     parser.add_argument('--device', help='default: cuda when available, else cpu')
-    parser.add_argument('--amp', choices=list(AMP_CHOICES), help='autocast dtype (fp16 needs CUDA)')
+    parser.add_argument('--amp', choices=list(AMP_NAMES), help='autocast dtype (float16 / fp16 needs CUDA)')
     parser.set_defaults(func=run)

@@ -31,7 +31,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..extras import install_hint
+from ..utils.atomic import TEMP_GLOB, write_bytes_atomic, write_json_atomic
+from ..utils.extras import install_hint
+from ..utils.run_identity import refuse_other_run
 from .images import file_list_fingerprint, list_images, read_rgb
 from .layouts import list_classes
 from .names import ALL_CORRUPTIONS, SEVERITIES
@@ -40,7 +42,6 @@ IMAGE_FORMATS = {'jpg': ('JPEG', {'quality': 85}), 'png': ('PNG', {})}
 MIN_IMAGE_SIZE = 32  # the corruption functions refuse anything smaller
 MANIFEST_NAME = 'fan_stl_corruptions.json'
 MANIFEST_VERSION = 1
-_TMP_PREFIX = '.fan_stl-corrupt-'
 # corruptions that draw from their own generator when given a `seed` instead of numpy's global one
 _SEEDED_BY_ARGUMENT = ('glass_blur', 'impulse_noise')
 # manifest entries that must agree for two runs to share a folder
@@ -111,17 +112,6 @@ class OnTheFlyCorruption:
             return decoded.convert('RGB')
 
 
-def _write_atomic(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{_TMP_PREFIX}{os.getpid()}-{path.name}.tmp')  # not an image name: never read as data
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 Job = Tuple[Path, str, List[Tuple[str, int, Path]]]  # source image, relative path, cells (corruption, severity, out)
 
 
@@ -133,7 +123,7 @@ def _run_job(job: Job, seed: int, image_format: str) -> int:
         raise OSError(f'cannot read image {source}: {e}') from None
     check_image_size(image, source)
     for corruption, severity, out in cells:
-        _write_atomic(encoded_corruption(image, relative, corruption, severity, seed, image_format), out)
+        write_bytes_atomic(out, encoded_corruption(image, relative, corruption, severity, seed, image_format))
     return len(cells)
 
 
@@ -196,13 +186,6 @@ def read_manifest(dst: Path) -> Optional[Dict[str, Any]]:
     return manifest
 
 
-def _write_manifest(dst: Path, manifest: Dict[str, Any]) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    tmp = dst / f'{_TMP_PREFIX}{os.getpid()}-{MANIFEST_NAME}.tmp'
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, dst / MANIFEST_NAME)
-
-
 def _merge_manifest(dst: Path, wanted: Dict[str, Any]) -> Dict[str, Any]:
     """ The manifest after this run: refuses other settings; adds the requested corruptions and severities. """
     existing = read_manifest(dst)
@@ -213,12 +196,9 @@ def _merge_manifest(dst: Path, wanted: Dict[str, Any]) -> Dict[str, Any]:
                 f'{dst} already holds corruption folders ({", ".join(sorted(made)[:4])}) but no {MANIFEST_NAME}, so '
                 f'their seed, format and source are unknown: write into a new folder (or delete this one).')
         return wanted
-    differences = [f'{key} {existing.get(key)!r} there, {wanted[key]!r} now' for key in _MUST_MATCH
-                   if existing.get(key) != wanted[key]]
-    if differences:
-        raise ValueError(
-            f'{dst} was made with other settings ({"; ".join(differences)}); mixing them would give cells of two '
-            f'kinds of images. Use a new output folder, or rerun with the settings there.')
+    refuse_other_run(existing, wanted, f'{dst} was made with other settings',
+                     'mixing them would give cells of two kinds of images. Use a new output folder, or rerun with the '
+                     'settings there.', keys=_MUST_MATCH)
     merged = dict(existing)
     merged['corruptions'] = [c for c in ALL_CORRUPTIONS if c in existing['corruptions'] or c in wanted['corruptions']]
     merged['severities'] = sorted(set(existing['severities']) | set(wanted['severities']))
@@ -257,9 +237,9 @@ def corrupt_folder(
         skipped += len(cells) - len(todo)
         if todo:
             jobs.append((source, relative, todo))
-    for stale in dst.rglob(f'{_TMP_PREFIX}*.tmp') if dst.is_dir() else ():  # left by a killed run
+    for stale in dst.rglob(TEMP_GLOB) if dst.is_dir() else ():  # left by a killed run
         stale.unlink()
-    _write_manifest(dst, manifest)
+    write_json_atomic(dst / MANIFEST_NAME, manifest)
     args = [(job, seed, image_format) for job in jobs]
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=sum(len(job[2]) for job in jobs), desc='corrupting', unit='file',

@@ -13,8 +13,6 @@ run with `strict`), never replaced by another image; a model with non-finite out
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,8 +32,10 @@ from .metrics import (
     ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, corruption_errors,
     missing_cells, summarize_corruptions, topk_correct,
 )
+from ..utils.amp import amp_dtype, amp_name
+from ..utils.atomic import write_json_atomic
+from ..utils.run_identity import refuse_other_run
 
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 RESULTS_FORMAT = 2  # 1: fan_stl <= 0.1.0 files, which named the model by its checkpoint path only
 EVAL_RULE = 'top-1 / top-5 over the readable images; unreadable images counted, never replaced or scored'
 IMAGENET_C_SIZE = 224
@@ -57,8 +57,9 @@ class ResultsMismatchError(ValueError):
 
 @dataclass
 class EvalSettings:
-    """ How to run the model: batch size, loader workers, device, autocast dtype ('bf16' / 'fp16'), input size,
-    and whether an unreadable image stops the run (`strict`) instead of being counted and left out. """
+    """ How to run the model: batch size, loader workers, device, autocast dtype (`fan_stl.utils.amp`: 'bfloat16'
+    or 'bf16', 'float16' or 'fp16'; kept under its canonical name), input size, and whether an unreadable image stops
+    the run (`strict`) instead of being counted and left out. """
     batch_size: int = 64
     workers: int = 2
     device: str = field(default_factory=lambda: 'cuda' if torch.cuda.is_available() else 'cpu')
@@ -68,15 +69,14 @@ class EvalSettings:
     strict: bool = False
 
     def __post_init__(self):
-        if self.amp is not None and self.amp not in AMP_DTYPES:
-            raise ValueError(f'amp must be one of {", ".join(AMP_DTYPES)} or None, not {self.amp!r}')
-        if self.amp == 'fp16' and not str(self.device).startswith('cuda'):
-            raise ValueError('fp16 autocast needs a CUDA device; use amp="bf16" or no amp on CPU')
+        self.amp = amp_name(self.amp)
+        if self.amp == 'float16' and not str(self.device).startswith('cuda'):
+            raise ValueError('float16 (fp16) autocast needs a CUDA device; use amp="bfloat16" or no amp on CPU')
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=torch.device(self.device).type, dtype=AMP_DTYPES[self.amp])
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=amp_dtype(self.amp))
 
 
 @dataclass(frozen=True)
@@ -294,19 +294,6 @@ def evaluate_corruptions_on_the_fly(
                            on_cell_done, results_path)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """ Write JSON to `path` through a temporary file and a rename, so readers never see half a file. """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def load_results(path: Path) -> Dict[str, Any]:
     """ A results file written by `evaluate_robustness` (this format or an earlier one), with a clear error else. """
     path = Path(path)
@@ -376,11 +363,8 @@ def _stored_results(path: Path, identity: Dict[str, Any], overwrite: bool) -> Op
         raise ResultsMismatchError(
             f'{path} was written by an earlier fan_stl (results format {stored.get("format", 1)}), which named the '
             f'model only by its checkpoint path, so its numbers cannot be matched to this model; {FIX}.')
-    differences = [key for key in sorted(set(stored) | set(identity)) if stored.get(key) != identity.get(key)]
-    if differences:
-        shown = '; '.join(f'{k}: {str(stored.get(k))[:70]} there, {str(identity.get(k))[:70]} now'
-                          for k in differences[:4])
-        raise ResultsMismatchError(f'{path} holds results of another model or other settings ({shown}); {FIX}.')
+    refuse_other_run(stored, identity, f'{path} holds results of another model or other settings', f'{FIX}.',
+                     ResultsMismatchError)
     return results
 
 

@@ -5,11 +5,11 @@ each normaliser gets its own `mCE vs <name>` / `rel. mCE vs <name>` pair. Per-co
 set of cells present (with the severities they average when not all five); mCE only for complete sets.
 """
 import csv
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ..extras import install_hint
+from ..utils.atomic import atomic_path
+from ..utils.extras import install_hint
 from .metrics import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 
 HEADERS = {
@@ -149,16 +149,16 @@ def format_tables(results_list: Sequence[Mapping[str, Any]]) -> str:
 
 
 def write_csvs(results_list: Sequence[Mapping[str, Any]], out_dir: Path) -> List[Path]:
-    """ `summary.csv` (one row per model) and `cells.csv` (one row per model x benchmark x cell) in `out_dir`. """
+    """ `summary.csv` (one row per model) and `cells.csv` (one row per model x benchmark x cell) in `out_dir`,
+    each written atomically. """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary_path, cells_path = out_dir / 'summary.csv', out_dir / 'cells.csv'
     rows = [summary_row(r) for r in results_list]
-    with open(summary_path, 'w', newline='') as f:
+    with atomic_path(summary_path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=_columns(rows))
         writer.writeheader()
         writer.writerows(rows)
-    with open(cells_path, 'w', newline='') as f:
+    with atomic_path(cells_path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['model', 'benchmark', 'corruption', 'severity', 'top1', 'top5', 'top1_error', 'num_images',
                          'unreadable'])
@@ -219,16 +219,12 @@ def plot_corruption_errors(
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
-    """ Write a matplotlib figure to `path` (PNG) through a temp file in the same folder, then close it. """
+    """ Write a matplotlib figure to `path` (PNG) atomically, then close it. """
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
     try:
-        fig.savefig(tmp, dpi=dpi, format='png')
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format='png')
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)

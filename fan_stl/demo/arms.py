@@ -1,4 +1,4 @@
-"""The arms of the STL comparison run by `fan_stl.experiment` and `python -m fan_stl demo` (standard library only).
+"""The arms of the STL comparison run by `fan_stl.demo.experiment` and `python -m fan_stl demo` (standard library only).
 
     baseline    `fan_tiny_8_p4_hybrid`, cross-entropy on the (mixed, smoothed) image label (the engine's stage `plain`)
     tl          `fan_t_hybrid_tl`, STL stage 1 (token labeler; its token head is supervised by the image label)

@@ -1,10 +1,10 @@
 """Where the token heads put the class: STL's token labels measured against known object masks.
 
-On the generated shapes set (`fan_stl.synthetic`) the pixels that decide an image's class are known, so what STL is
+On the generated shapes set (`fan_stl.demo.synthetic`) the pixels that decide an image's class are known, so what STL is
 about (per-token labels that follow the object) can be measured instead of inferred from accuracy: for each
 token-head model, the share of object tokens (at least half covered by the shape) and of background tokens (not
 touched by it) whose top class is the image's class, and a figure of each model's per-token probability of that
-class over one validation image per class. Used by `fan_stl.experiment` when it generated its data (`python -m
+class over one validation image per class. Used by `fan_stl.demo.experiment` when it generated its data (`python -m
 fan_stl demo`).
 """
 from pathlib import Path
@@ -17,7 +17,7 @@ from PIL import Image
 
 from timm.data import resolve_data_config
 
-from .extras import install_hint
+from ..utils.extras import install_hint
 
 OBJECT_COVER = 0.5  # a token is on the object when at least this share of its pixels is
 Sample = Tuple[Image.Image, np.ndarray, int]  # image, object mask (bool, H x W), class index
@@ -87,7 +87,7 @@ def plot_token_maps(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(f'the token-label figure needs matplotlib: {install_hint("robustness")}') from None
-    from .robustness.report import save_figure
+    from ..robustness.report import save_figure
 
     names = list(logits_by_model)
     probs = {name: [logits[row].softmax(-1)[..., label].numpy() for row, (_, _, label) in enumerate(samples)]

@@ -12,6 +12,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..utils.atomic import atomic_path
+
 Texture = Callable[[np.random.Generator, int], np.ndarray]
 
 
@@ -179,7 +181,6 @@ def make_shapes_dataset(
                 if path.exists():
                     continue
                 rng = sample_rng(seed, split, class_index, n)
-                tmp = path.with_suffix('.tmp.png')
-                render_sample(class_index, rng, size).save(tmp)
-                tmp.replace(path)  # atomic: an interrupted run never leaves a half-written image
+                with atomic_path(path) as tmp:  # an interrupted run never leaves a half-written image
+                    render_sample(class_index, rng, size).save(tmp, format='PNG')
     return root

@@ -1,4 +1,4 @@
-"""Token labels against known object masks (`fan_stl.token_maps`): coverage, the object / background shares, the
+"""Token labels against known object masks (`fan_stl.demo.token_maps`): coverage, the object / background shares, the
 token logits of a real token-head model, and the figure."""
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 import timm
-from fan_stl.synthetic import class_folder_names, val_samples_with_masks
-from fan_stl.token_maps import format_localisation, has_token_head, localisation, token_cover, token_logits
+from fan_stl.demo.synthetic import class_folder_names, val_samples_with_masks
+from fan_stl.demo.token_maps import format_localisation, has_token_head, localisation, token_cover, token_logits
 
 
 def _sample(mask: np.ndarray, label: int) -> tuple:
@@ -50,7 +50,7 @@ def test_token_logits_are_the_models_token_head_on_the_grid():
 
 def test_figure_is_written_atomically(tmp_path):
     pytest.importorskip('matplotlib', reason='needs the robustness extra: pip install -e ".[robustness]"')
-    from fan_stl.token_maps import plot_token_maps
+    from fan_stl.demo.token_maps import plot_token_maps
     samples = val_samples_with_masks(1, size=32)[:2]
     logits = {'tl': torch.randn(2, 2, 2, 6), 'stl': torch.randn(2, 2, 2, 6)}
     path = plot_token_maps(logits, samples, class_folder_names(), tmp_path / 'maps.png')

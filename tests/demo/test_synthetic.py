@@ -2,7 +2,9 @@
 import numpy as np
 from PIL import Image
 
-from fan_stl.synthetic import CLASSES, class_folder_names, make_shapes_dataset, render_sample, val_samples_with_masks
+from fan_stl.demo.synthetic import (
+    CLASSES, class_folder_names, make_shapes_dataset, render_sample, val_samples_with_masks)
+from fan_stl.utils.atomic import TEMP_GLOB
 
 
 def test_layout_and_determinism(tmp_path):
@@ -25,7 +27,7 @@ def test_existing_images_are_kept_and_missing_ones_completed(tmp_path):
     removed.unlink()
     make_shapes_dataset(tmp_path, train_per_class=2, val_per_class=1, size=32)
     assert kept.stat().st_mtime_ns == stamp and removed.exists()
-    assert not list(root.rglob('*.tmp.png'))
+    assert not list(root.rglob(TEMP_GLOB))
 
 
 def test_object_pixels_differ_between_classes_with_the_same_random_stream():

@@ -1,0 +1,72 @@
+"""The STL story pipeline (`fan_stl.demo.experiment`) at toy scale: arms, baseline-relative mCE, weights, resume."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import timm
+from fan_stl.demo.experiment import TOKEN_FIGURE, ExperimentConfig, format_comparison, run_experiment
+from fan_stl.demo.synthetic import CLASSES
+from fan_stl.utils.atomic import TEMP_GLOB
+
+pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install -e ".[robustness]"')
+
+TOY_TRAIN = dict(img_size=32, batch_size=8, epochs=1, max_steps_per_epoch=2, lr=1e-3, drop_path=0., mixup=0.,
+                 cutmix=0., aa=None, reprob=0., model_kwargs=dict(depth=1, stem_depths=(1, 1)), workers=0)
+
+
+@pytest.fixture(scope='module')
+def toy_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp('story')
+    cfg = ExperimentConfig(data_dir=str(root / 'data'), out_dir=str(root / 'out'), train=TOY_TRAIN,
+                           generate=dict(train_per_class=2, val_per_class=2, size=32),
+                           corruptions=('gaussian_noise', 'contrast'), eval_per_class=1, workers=1, progress=False)
+    return cfg, run_experiment(cfg)
+
+
+def test_every_arm_is_trained_evaluated_and_compared_with_the_baseline(toy_run):
+    cfg, results = toy_run
+    assert [r.arm for r in results] == ['baseline', 'tl', 'stl']
+    baseline = results[0]
+    assert baseline.mce_vs_baseline == pytest.approx(100.)
+    for r in results:
+        assert set(r.corruption_errors) == {'gaussian_noise', 'contrast'}
+        expected = 100 * sum(r.corruption_errors[c] / baseline.corruption_errors[c] for c in r.corruption_errors) / 2
+        assert r.mce_vs_baseline == pytest.approx(expected)
+    table = format_comparison(results)
+    assert 'mCE vs baseline' in table and table.count('\n') == 4
+
+
+def test_weights_are_timm_loadable_safetensors_of_the_reduced_model(toy_run):
+    cfg, results = toy_run
+    folder = f'{cfg.out_dir}/weights/stl-seed0'
+    assert json.load(open(f'{folder}/config.json'))['architecture'] == 'fan_t_hybrid_stl'
+    model = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
+    assert len(model.blocks) == 1 and model.num_classes == len(CLASSES)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, len(CLASSES))
+
+
+def test_token_head_arms_are_measured_against_the_generated_masks(toy_run):
+    cfg, results = toy_run
+    scores = {r.arm: r.token_labels for r in results}
+    assert scores['baseline'] is None  # no token head
+    for arm in ('tl', 'stl'):
+        assert set(scores[arm]) == {'object', 'background'}
+        assert all(0. <= v <= 100. for v in scores[arm].values())
+    figure = Path(cfg.out_dir) / TOKEN_FIGURE
+    assert figure.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert not list(Path(cfg.out_dir).rglob(TEMP_GLOB))
+
+
+def test_rerun_reuses_trained_weights_and_evaluated_cells(toy_run):
+    cfg, results = toy_run
+    again = run_experiment(cfg)
+    assert [(r.arm, r.train_seconds, r.clean_top1) for r in again] == \
+        [(r.arm, r.train_seconds, r.clean_top1) for r in results]
+
+
+def test_student_without_its_teacher_arm_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='include the "tl" arm'):
+        run_experiment(ExperimentConfig(data_dir=str(tmp_path), out_dir=str(tmp_path), arms=('baseline', 'stl')))
