@@ -36,13 +36,13 @@ import yaml
 
 import timm
 
-from ..timm_scripts import load_timm_script, split_command_line
-from .annotator import resolve_annotator
-from .config import STLConfig
+from .timm_scripts import load_timm_script, split_command_line
+from ..stl.annotator import resolve_annotator
+from ..stl.config import STLConfig
 from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, check_mixing_input, mixer_options
-from .task import STLTask, build_task
-from .views import PairedViewDataset, PairedViewLoader
+from ..stl.mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, check_mixing_input, mixer_options
+from ..stl.task import STLTask, build_task
+from ..stl.views import PairedViewDataset, PairedViewLoader
 
 __all__ = ['LauncherError', 'build_parser', 'load_timm_train', 'install', 'main']
 
@@ -75,7 +75,7 @@ def load_timm_train(path: str) -> ModuleType:
     return load_timm_script(
         path, 'train.py', REQUIRED_NAMES, error=LauncherError,
         fix=f'The launcher needs the Task-based train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from '
-            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.engine.train for a self-contained loop.')
+            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.training.engine.train for a self-contained loop.')
 
 
 def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
@@ -120,7 +120,7 @@ class _Installation:
         return LauncherError(
             f'{self.path}: {what}, so stage {self.config.stage} would train with timm\'s plain loss. This train.py '
             f'builds its task differently from the tagged timm releases the launcher supports (>= 1.0.23); use '
-            f'train.py from tag v{timm.__version__} unmodified, or fan_stl.engine.train.')
+            f'train.py from tag v{timm.__version__} unmodified, or fan_stl.training.engine.train.')
 
 
 def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _Installation:

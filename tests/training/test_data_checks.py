@@ -1,7 +1,7 @@
 """Data guards: named errors instead of shifted labels, empty epochs or bare timm assertions."""
 import pytest
 
-from fan_stl.stl.data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
+from fan_stl.training.data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
 
 
 def _folders(root, train, val):
