@@ -1,6 +1,7 @@
 """A small STL training loop built from timm parts: `train(TrainConfig) -> TrainResult`.
 
-It trains one stage with the same `build_task` as the train.py launcher (`python -m fan_stl.train`), on timm's
+It trains one stage with the same `build_task` and `build_data` as the train.py launcher (`python -m fan_stl.train`),
+on timm's
 utilities: `create_dataset` / `create_loader` (prefetcher or not), `create_optimizer_v2`, `create_scheduler_v2`,
 `init_distributed_device` (DDP under `torchrun`), `NativeScaler` (fp16), `ModelEmaV3`, `CheckpointSaver` (last, best
 and numbered checkpoints written to a temp file and moved into place) and `resume_checkpoint(weights_only=True)`.
@@ -41,10 +42,10 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler, accuracy, init_distributed_device, random_seed
 
 from ..stl.config import STLConfig
-from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from ..stl.mixing import STLCollateMixup, STLMixup, check_mixing_input, mixer_options
+from ..stl.data import STLData, build_data
+from ..stl.eval_rule import scored_with
 from ..stl.task import build_task
-from ..stl.views import PairedViewDataset, PairedViewLoader
+from .data_checks import check_image_folders, check_run_lengths
 
 __all__ = ['SAFE_RAND_AUGMENT', 'TrainConfig', 'TrainResult', 'train', 'evaluate']
 
@@ -140,45 +141,40 @@ def _dataset(cfg: TrainConfig, split: str, per_class: Optional[int], is_training
     return dataset
 
 
-def _loaders(cfg: TrainConfig, model: nn.Module, num_classes: int, device: torch.device, world_size: int,
-             prefetcher: bool):
+def _loaders(cfg: TrainConfig, data: STLData, model: nn.Module, num_classes: int, device: torch.device,
+             world_size: int, prefetcher: bool):
     data_config = resolve_data_config({'input_size': (3, cfg.img_size, cfg.img_size)}, model=model)
-    check_mixing_input(cfg.stl, data_config['input_size'])
-    train_set = _dataset(cfg, 'train', cfg.samples_per_class, is_training=True)
-    mix_args = dict(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
-                    num_classes=num_classes, **mixer_options(cfg.stl))
-    paired = cfg.stl.stage == 'stl'
-    if paired:
-        train_set = PairedViewDataset(train_set)
-    # every stage: the STL mixers (with no --mixup / --cutmix and mix_method mixup_cutmix they only smooth targets)
-    collate_fn = STLCollateMixup(**mix_args) if prefetcher else None
-    mixup_fn = None if prefetcher else STLMixup(**mix_args)
+    data.check_input(data_config['input_size'])
+    train_set = data.dataset(_dataset(cfg, 'train', cfg.samples_per_class, is_training=True))
+    mixer = data.mixer(prefetcher, mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
+                       num_classes=num_classes)
     common = dict(mean=data_config['mean'], std=data_config['std'], num_workers=cfg.workers,
                   distributed=world_size > 1, use_prefetcher=prefetcher, device=device)
     train_loader = create_loader(
         train_set, input_size=data_config['input_size'], batch_size=cfg.batch_size, is_training=True,
-        scale=cfg.scale, re_prob=cfg.reprob, re_mode=cfg.remode, re_split=paired, auto_augment=cfg.aa,
-        interpolation='random', collate_fn=collate_fn, **common)
-    check_steps_per_epoch(len(train_loader), len(train_set), cfg.batch_size, world_size)
-    if paired and prefetcher:
-        train_loader = PairedViewLoader(train_loader)
+        scale=cfg.scale, re_prob=cfg.reprob, re_mode=cfg.remode, re_split=data.re_split, auto_augment=cfg.aa,
+        interpolation='random', collate_fn=mixer if prefetcher else None, **common)
+    train_loader = data.loader(train_loader, cfg.batch_size, world_size, prefetcher)
     val_loader = create_loader(
         _dataset(cfg, 'val', cfg.val_samples_per_class, is_training=False), input_size=data_config['input_size'],
         batch_size=cfg.batch_size, interpolation=data_config['interpolation'], crop_pct=data_config['crop_pct'],
         **common)
-    return train_loader, val_loader, mixup_fn
+    return train_loader, val_loader, None if prefetcher else mixer
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, prefetcher: bool = False) -> float:
-    """ Top-1 (%) of the model's eval-mode output over the loader (summed over DDP ranks). """
+def evaluate(model: nn.Module, loader, device: torch.device, prefetcher: bool = False,
+             eval_rule: Optional[str] = None) -> float:
+    """ Top-1 (%) of the model's eval-mode output over the loader (summed over DDP ranks); a token-head model scored
+    by `eval_rule` (`fan_stl.stl.eval_rule`; None: its own rule), its own rule restored afterwards. """
     model.eval()
     correct = total = torch.zeros((), device=device)
-    for input, target in loader:
-        if not prefetcher:
-            input, target = input.to(device), target.to(device)
-        correct = correct + accuracy(model(input), target, topk=(1,))[0] * target.shape[0] / 100.
-        total = total + target.shape[0]
+    with scored_with(model, eval_rule) if eval_rule else nullcontext():
+        for input, target in loader:
+            if not prefetcher:
+                input, target = input.to(device), target.to(device)
+            correct = correct + accuracy(model(input), target, topk=(1,))[0] * target.shape[0] / 100.
+            total = total + target.shape[0]
     if dist.is_initialized():
         dist.all_reduce(correct)
         dist.all_reduce(total)
@@ -200,19 +196,17 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
     device, dist_args = _setup_device(cfg)
     rank, world_size = dist_args.rank, dist_args.world_size
     random_seed(cfg.seed, rank)
-    if cfg.num_classes and classes and cfg.num_classes != len(classes):
-        raise ValueError(f'num_classes={cfg.num_classes} but {cfg.data_dir} has {len(classes)} class folders; set '
-                         f'num_classes={len(classes)} or leave it None.')
+    data = build_data(cfg.stl)
+    data.check_num_classes(cfg.num_classes, classes, cfg.data_dir)
     num_classes = cfg.num_classes or len(classes) or len(_dataset(cfg, 'train', None, True).reader.class_to_idx)
     use_amp = device.type == 'cuda' if cfg.amp is None else cfg.amp
     prefetcher = device.type == 'cuda' if cfg.prefetcher is None else cfg.prefetcher
     autocast = _autocast(use_amp, cfg.amp_dtype, device)
     model = timm.create_model(
         cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path, **cfg.model_kwargs).to(device)
-    inference_fuse = getattr(model, 'fuse_token_logits', None)
     task = build_task(cfg.stl, model, smoothing=cfg.smoothing, seed=cfg.seed,
                       rank=rank, device=device, autocast=autocast, model_name=cfg.model)
-    train_loader, val_loader, mixup_fn = _loaders(cfg, model, num_classes, device, world_size, prefetcher)
+    train_loader, val_loader, mixup_fn = _loaders(cfg, data, model, num_classes, device, world_size, prefetcher)
     optimizer = create_optimizer_v2(model, 'adamw', lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_scaler = NativeScaler(device=device.type) if use_amp and cfg.amp_dtype == 'float16' else None
     steps = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
@@ -254,9 +248,9 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
                                     autocast, device, prefetcher, epoch, steps, updates_per_epoch, rank)
         scheduler.step(epoch + 1)
         record = {'epoch': epoch, 'train_loss': sum(epoch_losses) / len(epoch_losses),
-                  'val_top1': evaluate(model, val_loader, device, prefetcher)}
+                  'val_top1': evaluate(model, val_loader, device, prefetcher, cfg.stl.eval_rule)}
         if ema is not None:
-            record['val_top1_ema'] = evaluate(ema.module, val_loader, device, prefetcher)
+            record['val_top1_ema'] = evaluate(ema.module, val_loader, device, prefetcher, cfg.stl.eval_rule)
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -272,9 +266,6 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
     if best_state is not None:
         result.model = copy.deepcopy(model)
         result.model.load_state_dict(best_state)
-    for trained in {id(result.model): result.model, id(model): model}.values():
-        if inference_fuse is not None:
-            trained.fuse_token_logits = inference_fuse  # back to the model's inference rule
     return result
 
 

@@ -2,9 +2,11 @@
 
     python -m fan_stl.validate --timm-validate path/to/validate.py [--eval-rule fused|cls] -- [validate.py options]
 
+(`fan_stl.validate` is the entry point; this module is the runner.)
+
 validate.py is not in the timm wheel (take it from timm's repository at the tag of your installed timm) and has no
 `--device-modules`-style hook to register a plug-in's models, so it cannot build `fan_*` models by itself. This
-launcher registers them (`import fan_stl`), loads validate.py unmodified as a module and calls its `main()`. The only
+launcher registers them (importing fan_stl), loads validate.py unmodified as a module and calls its `main()`. The only
 name it replaces is `create_model`, to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
 
 * `fused` (default): `cls + 0.5 * max_n(token)`, the inference rule of the published STL numbers;
@@ -17,11 +19,10 @@ import sys
 from types import ModuleType
 from typing import List, Optional
 
-
-from ..stl.config import EVAL_RULES
+from ..stl.eval_rule import EVAL_RULES, PUBLISHED_RULE, apply_eval_rule
 from .timm_scripts import ScriptError, load_timm_script, split_command_line
 
-__all__ = ['build_parser', 'load_timm_validate', 'main']
+__all__ = ['build_parser', 'load_timm_validate', 'install', 'main']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Validate fan models with timm\'s unmodified validate.py. Options after `--` go to validate.py.')
     parser.add_argument('--timm-validate', required=True, metavar='PATH',
                         help='timm\'s validate.py, from the repository tag matching your installed timm')
-    parser.add_argument('--eval-rule', choices=EVAL_RULES, default='fused',
+    parser.add_argument('--eval-rule', choices=EVAL_RULES, default=PUBLISHED_RULE,
                         help='token-head models: fused cls + 0.5*max(token) logits (the published rule, default) or '
                              'the class head alone (what STL training validates on)')
     return parser
@@ -48,8 +49,7 @@ def install(module: ModuleType, eval_rule: str) -> None:
     @functools.wraps(original)
     def create_model(*args, **kwargs):
         model = original(*args, **kwargs)
-        if hasattr(model, 'fuse_token_logits'):
-            model.fuse_token_logits = eval_rule == 'fused'
+        apply_eval_rule(model, eval_rule)
         return model
 
     module.create_model = create_model
