@@ -104,7 +104,8 @@ class TrainConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         """ Plain values for checkpoints and logs (the STL options under `stl`). """
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'stl'}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.pop('stl')
         return {**copy.deepcopy(values), 'stl': self.stl.to_dict()}
 
 
