@@ -130,7 +130,8 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     def parse_args():
         args, _ = original['_parse_args']()
         _guarded(_check_train_args, args, config, data)
-        args.resplit = args.resplit or data.re_split
+        if data.re_split:
+            args.resplit = True  # prefetcher random erasing spares the first (teacher) split
         args.stl = config.to_dict()
         state.args = args
         return args, yaml.safe_dump(args.__dict__, default_flow_style=False)
