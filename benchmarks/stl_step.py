@@ -3,9 +3,10 @@
 STL step: the task `build_task` makes for stage stl on a paired batch (frozen teacher token labels on the teacher view,
 no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
 student class logits + cross-entropy + backward + AdamW step. Each `--methods` entry `METHOD[+RELABEL]` (a
-`MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer (`build_data(config).mixer`, the
-no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a table; `--record` appends it, with
-the command, machine, versions and load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md.
+`MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer
+(`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a
+table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
+benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
         --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal --record

@@ -110,8 +110,8 @@ class AttentionRelabel:
         if 'return_attn' not in inspect.signature(forward).parameters or not len(getattr(model, 'cls_attn_blocks', ())):
             raise ValueError(
                 f'{type(self).__name__} (--attention-relabel) reads the last class-attention map (model(x, '
-                f'return_attn=True)), which {type(model).__name__} does not provide. Use a FAN model with class-attention blocks, or '
-                f'--attention-relabel none.')
+                f'return_attn=True)), which {type(model).__name__} does not provide. Use a FAN model with '
+                f'class-attention blocks, or --attention-relabel none.')
 
 
 class TransMix(AttentionRelabel):

@@ -1,8 +1,8 @@
 """MixPro's mixing methods: MaskMix's grid mask and MixPro's MaskMix-or-Mixup/CutMix schedule.
 
 `MaskMix(cell, alpha, mode, pairing)` draws MaskMix's pixel ownership: a grid of square cells of `cell x token_stride`
-pixels; each sample keeps `ceil(M * r)` of its `M` cells (chosen at random per sample), `r ~ Beta(alpha, alpha)` drawn once
-per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner. The exact
+pixels; each sample keeps `ceil(M * r)` of its `M` cells (chosen at random per sample), `r ~ Beta(alpha, alpha)`
+drawn once per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner. The exact
 fraction of own pixels is the class share `lam` (cells cropped at the image border count by their visible area).
 
 Cell size: MixPro's 56 px cells are 4 tokens of its patch-14 DeiTs (a 4 x 4 grid at 224 px). With 16 px tokens a

@@ -74,7 +74,8 @@ def load_timm_train(path: str) -> ModuleType:
     return load_timm_script(
         path, 'train.py', REQUIRED_NAMES, error=LauncherError,
         fix=f'The launcher needs the Task-based train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from '
-            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.training.engine.train for a self-contained loop.')
+            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.training.engine.train for a '
+            f'self-contained loop.')
 
 
 def _check_train_args(args: argparse.Namespace, config: STLConfig, data: STLData) -> None:

@@ -1,4 +1,4 @@
-"""build_data: every data-side decision of a stage in one place; the README's own loop and a new method go through it."""
+"""build_data: every data-side decision of a stage in one place; the README's own loop and a new method use it."""
 import numpy as np
 import pytest
 import timm
