@@ -3,9 +3,10 @@
 STL step: the task `build_task` makes for stage stl on a paired batch (frozen teacher token labels on the teacher view,
 no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
 student class logits + cross-entropy + backward + AdamW step. Each `--methods` entry `METHOD[+RELABEL]` (a
-`MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer (`STLMixup`, the
-no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a table; `--record` appends it, with
-the command, machine, versions and load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md.
+`MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer
+(`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a
+table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
+benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
         --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal --record
@@ -26,8 +27,8 @@ import timm
 
 import fan_stl  # noqa: F401  (registers the models)
 from fan_stl.stl.config import STLConfig
+from fan_stl.stl.data import build_data
 from fan_stl.stl.maskmix import mixpro_grid_cell
-from fan_stl.stl.mixing import STLMixup, mixer_options
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
 from throughput import append_atomic  # the sibling benchmark script
@@ -106,8 +107,8 @@ def main() -> int:
         method, _, relabel = entry.partition('+')
         config = STLConfig(stage='stl', teacher=teacher, mix_method=method, attention_relabel=relabel or 'none',
                            maskmix_cell=mixpro_grid_cell(args.img_size))  # MixPro's 4 x 4 grid at any size
-        mixer = STLMixup(mixup_alpha=0.8, cutmix_alpha=1., label_smoothing=0.1, num_classes=args.num_classes,
-                         **mixer_options(config))
+        mixer = build_data(config).mixer(mixup_alpha=0.8, cutmix_alpha=1., label_smoothing=0.1,
+                                         num_classes=args.num_classes)
         method_task = build_task(config, student, device=device, autocast=autocast)
         steps[entry] = lambda t=method_task, m=mixer: stl_step(t, m)
     times = time_interleaved(steps, args.iters, args.warmup, device)

@@ -14,11 +14,10 @@ import json
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
@@ -26,9 +25,8 @@ import timm
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from .. import __version__, engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
+from .. import __version__, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
 from ..convert import write_weights_folder
-from ..engine import TrainConfig, train
 from ..robustness import (
     CorruptionBaseline,
     EvalSettings,
@@ -41,6 +39,7 @@ from ..robustness import (
     plot_corruption_errors,
 )
 from ..robustness.layouts import is_image
+from ..training.engine import TrainConfig, train
 from ..utils.atomic import write_json_atomic
 from ..utils.run_identity import refuse_other_run
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
@@ -192,31 +191,6 @@ class RunProgress:
         self.bar.close()
 
 
-@contextmanager
-def _reporting_epochs(on_epoch: Callable[[float], None]) -> Iterator[None]:
-    """ Call `on_epoch(val_top1)` after every epoch that `engine.train` runs inside this block.
-
-    The engine evaluates the trained model once per epoch through `engine.evaluate` (and its EMA copy, when on,
-    through a second call on another module): the first module evaluated is the one whose epochs are counted.
-    """
-    evaluate = engine.evaluate
-    trained: List[nn.Module] = []
-
-    def evaluate_and_report(model: nn.Module, *args: Any, **kwargs: Any) -> float:
-        top1 = evaluate(model, *args, **kwargs)
-        if not trained:
-            trained.append(model)
-        if model is trained[0]:
-            on_epoch(top1)
-        return top1
-
-    engine.evaluate = evaluate_and_report
-    try:
-        yield
-    finally:
-        engine.evaluate = evaluate
-
-
 def _train_arm(
         cfg: ExperimentConfig,
         arm: str,
@@ -237,8 +211,7 @@ def _train_arm(
         progress.training_done(saved['history'], saved['seconds'], reused=True)
         return model.eval(), saved['history'], saved['seconds']
     start = time.perf_counter()
-    with _reporting_epochs(progress.epoch_done):
-        result = train(train_cfg)
+    result = train(train_cfg, on_epoch=lambda record: progress.epoch_done(record['val_top1']))
     seconds = time.perf_counter() - start
     progress.training_done(result.history, seconds, reused=False)
     model = result.model.eval()

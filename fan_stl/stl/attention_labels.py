@@ -22,19 +22,23 @@ only differs from the originals on the spatial batches of the other method (PAL 
 MixPro's loss uses the unsmoothed one-hot targets with the rewritten lam; here the class target is
 `relabel(record, lam).class_target(soft)` with the record's own (smoothed) targets: set label smoothing 0 for
 MixPro's exact loss.
+
+Each rule is a small object holding its own settings (`PAL(alpha, alpha_grad)`, `TransMix()`), built from `STLConfig`
+by its `ATTENTION_RELABELS` entry (`'none'` builds no rule) and called by the task as
+`rule(record, attn, logits, own) -> record`. Adding a rule is one class and one registry line.
 """
 import dataclasses
-from typing import Optional, Union
+import inspect
+from typing import Callable, Dict, Optional, Union
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .mix_record import MixRecord
 
-__all__ = ['ATTENTION_RELABELS', 'attention_own_share', 'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel',
-           'relabelled']
-
-ATTENTION_RELABELS = ('none', 'pal', 'transmix')
+__all__ = ['ATTENTION_RELABELS', 'AttentionRelabel', 'PAL', 'TransMix', 'build_relabel', 'attention_own_share',
+           'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel']
 
 
 def _check_attention(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
@@ -78,9 +82,8 @@ def pal_lam(
         record: MixRecord,
         alpha: Union[torch.Tensor, float],
 ) -> torch.Tensor:
-    """ PAL's class share `alpha * lam_attn + (1 - alpha) * lam_area`, `(B,)`; `alpha` per sample or fixed. """
-    if not torch.is_tensor(alpha) and not 0. <= alpha <= 1.:
-        raise ValueError(f'A fixed PAL alpha must be in [0, 1]; got {alpha}.')
+    """ PAL's class share `alpha * lam_attn + (1 - alpha) * lam_area`, `(B,)`; `alpha` per sample or fixed (a fixed
+    one is checked by `PAL`). """
     return alpha * attention_own_share(attn, record) + (1. - alpha) * record.lam.float()
 
 
@@ -89,31 +92,73 @@ def relabel(record: MixRecord, lam: torch.Tensor) -> MixRecord:
     return dataclasses.replace(record, lam=lam)
 
 
-def relabelled(
-        kind: str,
-        record: MixRecord,
-        attn: torch.Tensor,
-        logits: torch.Tensor,
-        soft: torch.Tensor,
-        alpha: Optional[float] = None,
-        detach_alpha: bool = True,
-) -> MixRecord:
-    """ The record with `lam` rewritten by `kind` (`'pal'` or `'transmix'`; `'none'` returns it unchanged).
+class AttentionRelabel:
+    """ A rule rewriting `MixRecord.lam` from the last class-attention map (see the module docstring). """
 
-    Args:
-        kind: One of `ATTENTION_RELABELS`.
-        record: The batch's mix record (area `lam`).
-        attn: Class-token attention over the patch tokens `(B, N)`.
-        logits: Class logits `(B, K)` (PAL's per-sample alpha).
-        soft: Each sample's own target `(B, K)`.
-        alpha: PAL's alpha: None for the per-sample cosine form of MixPro's code, a number in [0, 1] for a fixed one.
-        detach_alpha: Stop gradients through the cosine alpha (False: as MixPro's code).
-    """
-    if kind == 'none':
-        return record
-    if kind == 'transmix':
+    def __call__(self, record: MixRecord, attn: torch.Tensor, logits: torch.Tensor, own: torch.Tensor) -> MixRecord:
+        """ The record with `lam` rewritten, from the attention `(B, N)`, the class logits `(B, K)` and each sample's
+        own target `(B, K)`. """
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config) -> 'AttentionRelabel':
+        return cls()
+
+    def check_model(self, model: nn.Module) -> None:
+        """ Refuse a model without the class-attention output the rule reads. """
+        forward = getattr(model, '_orig_mod', model).forward
+        if 'return_attn' not in inspect.signature(forward).parameters or not len(getattr(model, 'cls_attn_blocks', ())):
+            raise ValueError(
+                f'{type(self).__name__} (--attention-relabel) reads the last class-attention map (model(x, '
+                f'return_attn=True)), which {type(model).__name__} does not provide. Use a FAN model with '
+                f'class-attention blocks, or --attention-relabel none.')
+
+
+class TransMix(AttentionRelabel):
+    """ TransMix (its released code): `lam = (lam_area + lam_attn) / 2`. """
+
+    def __call__(self, record: MixRecord, attn: torch.Tensor, logits: torch.Tensor, own: torch.Tensor) -> MixRecord:
         return relabel(record, transmix_lam(attn, record))
-    if kind == 'pal':
-        factor = pal_alpha(logits, soft, record, detach_alpha) if alpha is None else alpha
+
+
+class PAL(AttentionRelabel):
+    """ MixPro's progressive attention labeling: `lam = alpha * lam_attn + (1 - alpha) * lam_area`. """
+
+    def __init__(self, alpha: Optional[float] = None, alpha_grad: bool = False):
+        """
+        Args:
+            alpha: None for the per-sample cosine of MixPro's code, a fixed number in [0, 1] otherwise (`--pal-alpha`).
+            alpha_grad: Let gradients flow through the cosine alpha (as MixPro's code; `--pal-alpha-grad`).
+        """
+        if alpha is not None and not 0. <= alpha <= 1.:
+            raise ValueError(f'pal_alpha (--pal-alpha) must be in [0, 1] (or unset for the per-sample cosine); got '
+                             f'{alpha}.')
+        self.alpha, self.alpha_grad = alpha, alpha_grad
+
+    @classmethod
+    def from_config(cls, config) -> 'PAL':
+        return cls(config.pal_alpha, config.pal_alpha_grad)
+
+    def __call__(self, record: MixRecord, attn: torch.Tensor, logits: torch.Tensor, own: torch.Tensor) -> MixRecord:
+        factor = pal_alpha(logits, own, record, detach=not self.alpha_grad) if self.alpha is None else self.alpha
         return relabel(record, pal_lam(attn, record, factor))
-    raise ValueError(f'Unknown attention relabelling {kind!r}; choose one of {ATTENTION_RELABELS}.')
+
+
+def _no_relabel(config) -> None:
+    return None
+
+
+# name -> builder(STLConfig) -> rule (None: the area lam is kept); see the module docstring
+ATTENTION_RELABELS: Dict[str, Callable[..., Optional[AttentionRelabel]]] = {
+    'none': _no_relabel,
+    'pal': PAL.from_config,
+    'transmix': TransMix.from_config,
+}
+
+
+def build_relabel(config) -> Optional[AttentionRelabel]:
+    """ The attention relabelling rule of an `STLConfig` (None for `'none'`), its settings checked by the rule. """
+    if config.attention_relabel not in ATTENTION_RELABELS:
+        raise ValueError(f'Unknown attention relabelling {config.attention_relabel!r}; choose one of '
+                         f'{tuple(ATTENTION_RELABELS)}.')
+    return ATTENTION_RELABELS[config.attention_relabel](config)

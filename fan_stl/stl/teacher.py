@@ -1,9 +1,10 @@
 """Sources of token targets: online per-token labels from a frozen teacher (the STL stage-2 targets).
 
 A label source turns the clean teacher view of a batch into `TokenTargets`. `LABEL_SOURCES` maps each
-`STLConfig.label_source` name to the function that builds one; adding a source is one function and one registry
-entry here. Sources: `teacher` (the paper's FAN token labeler) and `annotator` (any timm classifier applied densely,
-`fan_stl.stl.annotator`).
+`STLConfig.label_source` name to a `LabelSource`: `check_teacher(config)` refuses a `--teacher` it cannot use before
+any work (the launcher asks it, by registry, not by name) and calling it builds the labeler. Adding a source is one
+`LabelSource` subclass and one registry line. Sources: `teacher` (the paper's FAN token labeler) and `annotator` (any
+timm classifier applied densely, `fan_stl.stl.annotator`).
 
 `TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
 `*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
@@ -29,11 +30,11 @@ import timm
 
 from ..hub import load_weights_file
 from ..models.fan import TOKEN_STRIDE
-from .annotator import DenseAnnotator, load_annotator
+from .annotator import DenseAnnotator, load_annotator, resolve_annotator
 from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'annotator_labeler', 'load_teacher',
-           'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'annotator_labeler',
+           'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
 
@@ -166,12 +167,31 @@ def _labeler(config, teacher: nn.Module, num_classes: int, image_smoothing: floa
     return labeler
 
 
-def _teacher_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
-                    seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+class LabelSource:
+    """ Where token labels come from (see the module docstring). """
+
+    def check_teacher(self, config) -> None:
+        """ Refuse, before any work, a `config.teacher` name or path this source cannot load, naming the fix. """
+
+    def __call__(self, config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
+                 seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]
+                 ) -> Callable[[torch.Tensor], TokenTargets]:
+        """ The labeler: teacher-view images `(B, C, H, W)` -> `TokenTargets (B, N, K)`. """
+        raise NotImplementedError
+
+
+class TeacherSource(LabelSource):
     """ The paper's source: a frozen token-head model (`config.teacher`: checkpoint, model name or module). """
-    teacher = config.teacher if isinstance(config.teacher, nn.Module) else load_teacher(
-        config.teacher, model_name=config.teacher_model or student_model, num_classes=num_classes, device=device)
-    return _labeler(config, teacher.to(device), num_classes, image_smoothing, seed, rank, autocast)
+
+    def check_teacher(self, config) -> None:
+        teacher = config.teacher
+        if isinstance(teacher, str) and not (os.path.isfile(teacher) or timm.is_model(teacher.split('.')[0])):
+            raise ValueError(f'--teacher {teacher!r} is neither a file nor a registered model name.')
+
+    def __call__(self, config, student_model, num_classes, device, image_smoothing, seed, rank, autocast):
+        teacher = config.teacher if isinstance(config.teacher, nn.Module) else load_teacher(
+            config.teacher, model_name=config.teacher_model or student_model, num_classes=num_classes, device=device)
+        return _labeler(config, teacher.to(device), num_classes, image_smoothing, seed, rank, autocast)
 
 
 def annotator_labeler(model: nn.Module, token_stride: int = TOKEN_STRIDE, **labeler_kwargs) -> TeacherTokenLabeler:
@@ -180,21 +200,26 @@ def annotator_labeler(model: nn.Module, token_stride: int = TOKEN_STRIDE, **labe
     return TeacherTokenLabeler(DenseAnnotator(model, token_stride), **labeler_kwargs)
 
 
-def _annotator_source(config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
-                      seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]) -> TeacherTokenLabeler:
+class AnnotatorSource(LabelSource):
     """ LV-ViT's machine annotator computed online: any timm classifier (`config.teacher`: `'pretrained'` with
     `config.teacher_model`, a timm name, a checkpoint of `config.teacher_model`, or a module) applied densely; its
     score map is resized to the student's token grid of the teacher view (the student's crop). """
-    if isinstance(config.teacher, nn.Module):
-        annotator = config.teacher if isinstance(config.teacher, DenseAnnotator) else DenseAnnotator(config.teacher)
-    else:
-        annotator = load_annotator(config.teacher, config.teacher_model, num_classes, TOKEN_STRIDE, device)
-    return _labeler(config, annotator.to(device), num_classes, image_smoothing, seed, rank, autocast)
+
+    def check_teacher(self, config) -> None:
+        if isinstance(config.teacher, str):
+            resolve_annotator(config.teacher, config.teacher_model)  # also `--teacher pretrained --teacher-model X`
+
+    def __call__(self, config, student_model, num_classes, device, image_smoothing, seed, rank, autocast):
+        if isinstance(config.teacher, nn.Module):
+            annotator = config.teacher if isinstance(config.teacher, DenseAnnotator) else DenseAnnotator(config.teacher)
+        else:
+            annotator = load_annotator(config.teacher, config.teacher_model, num_classes, TOKEN_STRIDE, device)
+        return _labeler(config, annotator.to(device), num_classes, image_smoothing, seed, rank, autocast)
 
 
-# name -> builder(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) -> callable
-# mapping teacher-view images (B, C, H, W) to TokenTargets (B, N, K)
-LABEL_SOURCES: Dict[str, Callable[..., Callable[[torch.Tensor], TokenTargets]]] = {
-    'teacher': _teacher_source,
-    'annotator': _annotator_source,
+# name -> LabelSource: source(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) is
+# a callable mapping teacher-view images (B, C, H, W) to TokenTargets (B, N, K)
+LABEL_SOURCES: Dict[str, LabelSource] = {
+    'teacher': TeacherSource(),
+    'annotator': AnnotatorSource(),
 }

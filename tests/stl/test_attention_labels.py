@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fan_stl.stl.attention_labels import attention_own_share, pal_alpha, pal_lam, relabel, transmix_lam
+from fan_stl.stl.attention_labels import PAL, attention_own_share, pal_alpha, pal_lam, relabel, transmix_lam
 from fan_stl.stl.mix_record import MixRecord
 
 
@@ -62,17 +62,18 @@ def test_mixup_records_are_fixed_points_and_relabel_keeps_ownership():
 def test_bad_attention_is_named():
     with pytest.raises(ValueError, match='patch tokens only'):
         attention_own_share(torch.rand(2, 5), _record())
-    with pytest.raises(ValueError, match='fixed PAL alpha'):
-        pal_lam(torch.rand(2, 4), _record(), 1.5)
+    with pytest.raises(ValueError, match=r'pal_alpha \(--pal-alpha\) must be in \[0, 1\]'):
+        PAL(alpha=1.5)
 
 
 def test_pal_on_a_fan_forward_with_a_maskmix_batch():
     import numpy as np
     import timm
+    from fan_stl.stl.maskmix import MaskMix
     from fan_stl.stl.mixing import STLMixup
     np.random.seed(0)
     model = timm.create_model('fan_tiny_12_p16_224', depth=1, num_classes=5).eval()
-    mixer = STLMixup(method='maskmix', maskmix_cell=1, paired=False, num_classes=5)
+    mixer = STLMixup(method=MaskMix(cell=1), paired=False, num_classes=5)
     mixed, packed = mixer(torch.randn(4, 3, 64, 64), torch.arange(4))
     soft, record = MixRecord.unpack(packed, 5)
     with torch.no_grad():

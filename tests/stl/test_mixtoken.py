@@ -9,14 +9,14 @@ import torch.nn as nn
 import timm
 from fan_stl.stl.mix_record import MixRecord
 from fan_stl.stl.mixing import STLMixup
-from fan_stl.stl.mixtoken import MixToken, record_args, unmix_tokens, unmixed_record
+from fan_stl.stl.mixtoken import MixToken, PatchCutMix as PatchCutMixMethod, record_args, unmix_tokens, unmixed_record
 
 K = 6
 
 
 def PatchCutMix(pairing='flip', **kwargs):
     """ The patch_cutmix method in timm's Mixup slot of a plain (unpaired) batch. """
-    return STLMixup(method='patch_cutmix', pairing=pairing, paired=False, **kwargs)
+    return STLMixup(method=PatchCutMixMethod(pairing=pairing), paired=False, **kwargs)
 
 
 def _until_mixed(draw):

@@ -24,11 +24,10 @@ def test_plain_and_tl_stages():
     torch.testing.assert_close(out['loss'], LabelSmoothingCrossEntropy(0.1)(out['output'], labels))
     model = _model('fan_t_hybrid_tl')
     tl = build_task(STLConfig(stage='tl'), model)
-    assert isinstance(tl, STLTask) and tl.labeler is None and not model.fuse_token_logits
+    assert isinstance(tl, STLTask) and tl.labeler is None and tl.token_mixer is None and tl.relabel is None
+    assert model.fuse_token_logits  # the eval rule is the drivers' (fan_stl.stl.eval_rule), not the task's
     out = tl(torch.rand(2, 3, 32, 32), torch.tensor([0, 2]))
     assert out['loss'].ndim == 0 and tl.steps == 1
-    fused = build_task(STLConfig(stage='tl', eval_rule='fused'), _model('fan_t_hybrid_tl'))
-    assert fused.trainable_module.fuse_token_logits
     with pytest.raises(ValueError, match='token-head model'):
         build_task(STLConfig(stage='tl'), timm.create_model('resnet18', num_classes=3))
 

@@ -14,10 +14,10 @@ import torch
 from timm.models import load_checkpoint
 from PIL import Image
 
-from fan_stl.engine import TrainConfig, train
+from fan_stl.training.engine import TrainConfig, train
 from tests.conftest import checkout_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(model='fan_t_hybrid_tl', img_size=64, batch_size=4, samples_per_class=2, val_samples_per_class=1,
             lr=1e-3, drop_path=0., aa=None, progress=False, warmup_epochs=0, cooldown_epochs=0, workers=0)
 
@@ -108,7 +108,7 @@ def test_data_guards(imagenette_root, tmp_path):
 
 SIGTERM_SCRIPT = '''
 import sys, time, torch, fan_stl
-from fan_stl.engine import TrainConfig, train
+from fan_stl.training.engine import TrainConfig, train
 real_save, calls = torch.save, []
 def slow_save(obj, path, *args, **kwargs):
     calls.append(path)
@@ -141,7 +141,7 @@ def test_sigterm_during_a_checkpoint_save_keeps_the_previous_checkpoint(imagenet
 
 DDP_SCRIPT = '''
 import sys, torch, timm, fan_stl
-from fan_stl.engine import TrainConfig, train
+from fan_stl.training.engine import TrainConfig, train
 from fan_stl.stl.teacher import rank_seed
 root, out = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)

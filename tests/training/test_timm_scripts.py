@@ -1,6 +1,6 @@
 import pytest
 
-from fan_stl.timm_scripts import ScriptError, load_timm_script, split_command_line
+from fan_stl.training.timm_scripts import ScriptError, load_timm_script, split_command_line
 
 
 def test_split_command_line():

@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from fan_stl.stl.launcher import main
+from fan_stl.training.train_launcher import main
 
 TIMM_TRAIN = os.environ.get('FAN_STL_TIMM_TRAIN')
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _error(capsys, argv):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fan_stl.validate import main
-from tests.test_train_launcher import _subset
+from fan_stl.training.validate_launcher import main
+from tests.training.test_train_launcher import _subset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMM_TRAIN = os.environ.get('FAN_STL_TIMM_TRAIN')
 TIMM_VALIDATE = os.environ.get('FAN_STL_TIMM_VALIDATE') or (
     str(Path(TIMM_TRAIN).with_name('validate.py')) if TIMM_TRAIN else None)

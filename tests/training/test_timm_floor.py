@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fan_stl.stl.launcher import LauncherError, load_timm_train
+from fan_stl.training.train_launcher import LauncherError, load_timm_train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMM_SRC = os.environ.get('FAN_STL_TIMM_SRC')
 
 

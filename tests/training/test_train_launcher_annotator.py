@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-from tests.test_train_launcher import _checkpoint, _error, _run, _subset, needs_train_py
+from tests.training.test_train_launcher import _checkpoint, _error, _run, _subset, needs_train_py
 
 
 def test_annotator_option_errors(capsys, tmp_path):

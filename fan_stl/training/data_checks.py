@@ -1,12 +1,10 @@
-"""Guards both training drivers run before training: each turns a silent failure or a bare timm assertion into an
-error that names the problem and the fix.
+"""Data-folder guards both training drivers run before training: each turns a silent failure or a bare timm assertion
+into an error that names the problem and the fix (the stage's own data checks are `fan_stl.stl.data.STLData`'s).
 
 * `check_run_lengths`: `epochs` and `grad_accum_steps` must be positive;
 * `check_image_folders`: the data folder exists and, for an ImageFolder layout, the train and validation splits have
   the same class folders, none empty (timm maps the classes of each split separately: an empty or missing folder
-  shifts the labels of every later class and validation is scored against the wrong classes);
-* `check_steps_per_epoch`: an epoch that would run zero steps (a batch larger than the training set with
-  `drop_last`) is an error instead of an epoch that reports a loss of 0.
+  shifts the labels of every later class and validation is scored against the wrong classes).
 """
 import os
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import List, Optional
 
 from ..robustness.layouts import list_classes
 
-__all__ = ['check_run_lengths', 'check_image_folders', 'check_steps_per_epoch']
+__all__ = ['check_run_lengths', 'check_image_folders']
 
 
 def check_run_lengths(epochs: int, grad_accum_steps: int = 1) -> None:
@@ -54,11 +52,3 @@ def check_image_folders(data_dir: str, train_split: str = 'train', val_split: Op
                 f'numbers each split\'s classes separately, so every label after the first difference would be '
                 f'shifted; give both splits the same class folders.')
     return train
-
-
-def check_steps_per_epoch(steps: int, num_samples: int, batch_size: int, world_size: int = 1) -> None:
-    if steps < 1:
-        raise ValueError(
-            f'an epoch would run zero training steps: {num_samples} training images for a batch of {batch_size} '
-            f'per process x {world_size} process(es), and the last incomplete batch is dropped. Use a batch size '
-            f'of at most {max(1, num_samples // max(1, world_size))} (-b / batch_size) or more training images.')

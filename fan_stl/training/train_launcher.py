@@ -7,16 +7,16 @@ train.py is not part of the timm wheel: take it from timm's repository at the ta
 https://github.com/huggingface/pytorch-image-models`).
 The launcher loads that file unmodified as a module, replaces a few names in its namespace and calls its `main()`:
 
-* `_parse_args`: the data guards (`data_checks`), unsupported options refused, `--resplit` forced in stage stl (the
-  prefetcher's random erasing spares the teacher split), and the STL options added to `args` (so they are written
-  to `args.yaml` and into every checkpoint, under `stl`);
+* `_parse_args`: the data guards (`data_checks`, the class count), unsupported options refused, `--resplit` forced
+  when the stage's data need it (stage stl: the prefetcher's random erasing spares the teacher split), and the STL
+  options added to `args` (so they are written to `args.yaml` and into every checkpoint, under `stl`);
 * `ClassificationTask` -> `build_task(STLConfig, model, ...)` (every stage: mixing methods, PAL and TransMix are
-  plain-model methods too);
-* `Mixup` / `FastCollateMixup` -> `STLMixup` / `STLCollateMixup` with `--mix-method` and its options (every stage;
-  train.py creates them only with `--mixup` or `--cutmix` > 0, so the methods drawn in that slot need one of them);
-* `create_loader`: an epoch that would run zero steps is an error; stage stl wraps the prefetching train loader in
-  `PairedViewLoader`;
-* stage stl only: `create_dataset` wraps the training split in `PairedViewDataset`;
+  plain-model methods too), the model scoring by `--eval-rule` in train.py's validation;
+* `Mixup` / `FastCollateMixup` -> the stage's `build_data(config).mixer(...)` (every stage; train.py creates them
+  only with `--mixup` or `--cutmix` > 0, so the methods drawn in that slot need one of them);
+* `create_loader`: the data side's checks (zero steps per epoch, the mixing method's input size) and, in stage stl,
+  the re-paired prefetching train loader;
+* `create_dataset`: the stage's training set (stage stl: `PairedViewDataset`);
 * `train_one_epoch`: before the first step, the task train.py hands to its loop must be the one `build_task` made;
   after the first epoch, that task must have run. Otherwise the launcher stops with an error naming the train.py it
   could not patch (never a silent run with timm's plain loss).
@@ -26,7 +26,6 @@ Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged trai
 """
 import argparse
 import functools
-import os
 import sys
 from types import ModuleType
 from typing import List, Optional
@@ -36,13 +35,13 @@ import yaml
 
 import timm
 
-from ..timm_scripts import load_timm_script, split_command_line
-from .annotator import resolve_annotator
-from .config import STLConfig
-from .data_checks import check_image_folders, check_run_lengths, check_steps_per_epoch
-from .mixing import TOKEN_MIX_METHODS, STLCollateMixup, STLMixup, check_mixing_input, mixer_options
-from .task import STLTask, build_task
-from .views import PairedViewDataset, PairedViewLoader
+from ..stl.config import STLConfig
+from ..stl.data import STLData, build_data
+from ..stl.eval_rule import apply_eval_rule
+from ..stl.task import STLTask, build_task
+from ..stl.teacher import LABEL_SOURCES
+from .data_checks import check_image_folders, check_run_lengths
+from .timm_scripts import load_timm_script, split_command_line
 
 __all__ = ['LauncherError', 'build_parser', 'load_timm_train', 'install', 'main']
 
@@ -75,33 +74,32 @@ def load_timm_train(path: str) -> ModuleType:
     return load_timm_script(
         path, 'train.py', REQUIRED_NAMES, error=LauncherError,
         fix=f'The launcher needs the Task-based train.py of timm >= 1.0.23 (not legacy_train.py); use train.py from '
-            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.engine.train for a self-contained loop.')
+            f'the tag of your installed timm (v{timm.__version__}), or fan_stl.training.engine.train for a '
+            f'self-contained loop.')
 
 
-def _check_train_args(args: argparse.Namespace, config: STLConfig) -> None:
+def _check_train_args(args: argparse.Namespace, config: STLConfig, data: STLData) -> None:
     used = [what for name, what in UNSUPPORTED_OPTIONS.items() if getattr(args, name, None)]
     if used:
         raise ValueError(f'fan_stl\'s training task (every stage) does not support {", ".join(used)}; drop these '
                          f'train.py options (or run train.py directly for a plain model).')
     check_run_lengths(args.epochs, getattr(args, 'grad_accum_steps', 1))
     mixer_made = args.mixup > 0 or args.cutmix > 0 or getattr(args, 'cutmix_minmax', None) is not None
-    if config.mix_method not in ('mixup_cutmix', *TOKEN_MIX_METHODS) and not mixer_made:
+    if data.needs_mixup_slot and not mixer_made:
         raise ValueError(
             f'--mix-method {config.mix_method} mixes in train.py\'s Mixup slot, which train.py only creates with '
             f'--mixup or --cutmix > 0: add --cutmix 1.0 after `--` (--mix-alpha sets the Beta of its own draws; '
             f'mixpro also uses --mixup / --cutmix on its Mixup / CutMix batches).')
     if not getattr(args, 'dataset', '') or args.dataset.startswith('folder'):
         classes = check_image_folders(args.data_dir, args.train_split, args.val_split)
-        if classes and args.num_classes is not None and args.num_classes != len(classes):
-            raise ValueError(
-                f'--num-classes {args.num_classes} but {args.data_dir} has {len(classes)} class folders; set '
-                f'--num-classes {len(classes)} (or leave it out to keep the model\'s default).')
+        data.check_num_classes(args.num_classes, classes, args.data_dir)
 
 
-def _guarded(check, *args) -> None:
-    """ Run a data guard inside train.py; its error reaches the command line as a message, not a traceback. """
+def _guarded(check, *args):
+    """ Run a data guard inside train.py (returning its result); its error reaches the command line as a message, not
+    a traceback. """
     try:
-        check(*args)
+        return check(*args)
     except (ValueError, FileNotFoundError) as e:
         raise LauncherError(str(e)) from e
 
@@ -120,19 +118,20 @@ class _Installation:
         return LauncherError(
             f'{self.path}: {what}, so stage {self.config.stage} would train with timm\'s plain loss. This train.py '
             f'builds its task differently from the tagged timm releases the launcher supports (>= 1.0.23); use '
-            f'train.py from tag v{timm.__version__} unmodified, or fan_stl.engine.train.')
+            f'train.py from tag v{timm.__version__} unmodified, or fan_stl.training.engine.train.')
 
 
 def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _Installation:
     """ Patch a loaded train.py module for `config.stage` (see the module docstring). """
     state = _Installation(path, config)
+    data = build_data(config)
     original = {name: getattr(module, name) for name in REQUIRED_NAMES}
 
     @functools.wraps(original['_parse_args'])
     def parse_args():
         args, _ = original['_parse_args']()
-        _guarded(_check_train_args, args, config)
-        if config.stage == 'stl':
+        _guarded(_check_train_args, args, config, data)
+        if data.re_split:
             args.resplit = True  # prefetcher random erasing spares the first (teacher) split
         args.stl = config.to_dict()
         state.args = args
@@ -144,23 +143,23 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
             config, model, smoothing=args.smoothing, seed=args.seed,
             rank=dist.get_rank() if dist.is_initialized() else 0, device=device, dtype=dtype,
             model_name=args.model, verbose=verbose)
+        apply_eval_rule(model, config.eval_rule)  # what train.py's validation scores and chooses the best on
         return state.task
 
     @functools.wraps(original['create_dataset'])
     def create_dataset(*args, is_training: bool = False, **kwargs):
         dataset = original['create_dataset'](*args, is_training=is_training, **kwargs)
-        return PairedViewDataset(dataset) if is_training and config.stage == 'stl' else dataset
+        return data.dataset(dataset) if is_training else dataset
 
     @functools.wraps(original['create_loader'])
     def create_loader(dataset, *args, is_training: bool = False, **kwargs):
         loader = original['create_loader'](dataset, *args, is_training=is_training, **kwargs)
         if is_training:
             world_size = state.args.world_size if state.args is not None else 1
-            _guarded(check_steps_per_epoch, len(loader), len(dataset), kwargs.get('batch_size', 1), world_size)
+            loader = _guarded(data.loader, loader, kwargs.get('batch_size', 1), world_size,
+                              kwargs.get('use_prefetcher', True))
             if kwargs.get('input_size'):
-                _guarded(check_mixing_input, config, kwargs['input_size'])
-            if isinstance(dataset, PairedViewDataset) and kwargs.get('use_prefetcher', True):
-                loader = PairedViewLoader(loader)
+                _guarded(data.check_input, kwargs['input_size'])
         return loader
 
     @functools.wraps(original['train_one_epoch'])
@@ -178,10 +177,9 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     module.create_loader = create_loader
     module.ClassificationTask = make_task
     module.train_one_epoch = train_one_epoch
-    module.Mixup = functools.partial(STLMixup, **mixer_options(config))
-    module.FastCollateMixup = functools.partial(STLCollateMixup, **mixer_options(config))
-    if config.stage == 'stl':
-        module.create_dataset = create_dataset
+    module.Mixup = functools.partial(data.mixer, prefetcher=False)
+    module.FastCollateMixup = functools.partial(data.mixer, prefetcher=True)
+    module.create_dataset = create_dataset
     return state
 
 
@@ -191,13 +189,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parser.parse_args(ours)
     try:
         config = STLConfig.from_namespace(options)
-        if config.label_source == 'annotator' and config.teacher:
-            resolve_annotator(config.teacher, config.teacher_model)  # also `--teacher pretrained --teacher-model X`
+        if config.needs_teacher:
+            LABEL_SOURCES[config.label_source].check_teacher(config)
     except ValueError as e:
         parser.error(str(e))
-    if config.label_source != 'annotator' and options.teacher and not (
-            os.path.isfile(options.teacher) or timm.is_model(options.teacher.split('.')[0])):
-        parser.error(f'--teacher {options.teacher!r} is neither a file nor a registered model name.')
     try:
         module = load_timm_train(options.timm_train)
         install(module, config, options.timm_train)
