@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import __version__, engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
-from .convert import write_weights_folder
+from .weights.convert import write_weights_folder
 from .engine import TrainConfig, train
 from .robustness import (
     CorruptionBaseline,
