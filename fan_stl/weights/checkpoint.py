@@ -104,7 +104,7 @@ def filter_and_check(
         error.checkpoint_classes = classes
         raise error
     fits = suggest_architectures(state_dict, filter_fn)
-    hint = (f'\nIt belongs to another architecture; it fits: {", ".join(fits)}.' if fits else
+    hint = (f'\nIt belongs to another architecture. The checkpoint fits: {", ".join(fits)}.' if fits else
             '\nNo registered FAN architecture fits it; check that it is a checkpoint of this model.')
     shapes = [f'{k}: checkpoint {found[k]} vs model {expected[k]}' for k in mismatched]
     message = (f'{where} does not fit {arch}:' + _listing('missing keys', missing)

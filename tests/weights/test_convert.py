@@ -12,13 +12,13 @@ from huggingface_hub import constants as hf_constants
 
 import timm
 
-from fan_stl import hub
+from fan_stl.weights import checkpoint, drive, released, sources
 from fan_stl.cli import main
-from fan_stl.convert import ConversionError, convert_checkpoint, load_checkpoint_file, push_to_hub
-from fan_stl.hub import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
+from fan_stl.weights.convert import ConversionError, convert_checkpoint, load_checkpoint_file, push_to_hub
+from fan_stl.weights.files import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
 
-from .weights_helpers import (  # noqa: F401
-    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official, unsafe_pickle)
+from .helpers import (  # noqa: F401
+    add_to_hf_cache, fake_drive, logits, not_published, offline_hub, random_model, save_official, unsafe_pickle)
 
 
 class NotATensor:
@@ -47,8 +47,8 @@ def test_round_trip_official_checkpoint_to_hub_cache(offline_hub, tmp_path, caps
 def _cache_release(fake_drive, monkeypatch, path):
     """ Load `path` as the authors' Drive file of fan_t_hybrid_stl.in1k once: its sha256 is then known here. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
-    fake_drive.files[hub.released_weight('fan_t_hybrid_stl.in1k').drive_id] = path
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)
+    fake_drive.files[released.released_weight('fan_t_hybrid_stl.in1k').drive_id] = path
     timm.create_model('fan_t_hybrid_stl', pretrained=True)
 
 
@@ -101,7 +101,7 @@ def test_fine_tuned_checkpoint_num_classes_and_img_size_round_trip(tmp_path, cap
     path = save_official(source, tmp_path / 'tuned.pth.tar')
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(tmp_path / 'no')]) == 1
     err = capsys.readouterr().err
-    assert err.count('\nerror') == 0 and 'fan_tiny_12_p16_224 (--num-classes 5)' in err
+    assert err.count('\nerror') == 0 and 'has a 5-class head' in err and 'pass --num-classes 5.' in err
     out = tmp_path / 'tuned'
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(out),
                  '--num-classes', '5', '--img-size', '64']) == 0
@@ -246,7 +246,7 @@ def test_push_without_network_keeps_output(offline_hub, tmp_path, capsys, monkey
 
 def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
     """ A reduced 3-class model trained at 32 px: config.json and the `local-dir:` round trip use 32 px. """
-    from fan_stl.convert import write_weights_folder
+    from fan_stl.weights.convert import write_weights_folder
     source = random_model('fan_t_hybrid_stl', num_classes=3, depth=1, stem_depths=(1, 1))
     out = tmp_path / 'demo-weights'
     files = write_weights_folder(source, out, input_size=32, label_names=['circle', 'square', 'star'],
