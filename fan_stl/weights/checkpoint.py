@@ -95,7 +95,7 @@ def filter_and_check(
         return filtered
     arch = model.pretrained_cfg.get('architecture', type(model).__name__)
     if not (missing or unexpected) and set(mismatched) <= heads:
-        key = sorted(k for k in mismatched if k.endswith('.weight'))[0]
+        key = min((k for k in mismatched if k.endswith('.weight')), key=lambda k: (k != 'head.weight', k))
         classes, built = found[key][0], expected[key][0]
         message = (f'{where} has a {classes}-class head ({key} {found[key]}) but {arch} was built with {built} '
                    'classes: pass {fix}.')

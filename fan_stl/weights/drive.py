@@ -31,7 +31,7 @@ from .files import (
 from .network import offline, offline_switch
 from .released import ReleasedWeight, weight_error
 
-__all__ = ['DRIVE_TIMEOUT', 'authors_cache_dir', 'inspect_authors_cache', 'cached_authors_copy',
+__all__ = ['DRIVE_TIMEOUT', 'authors_cache_dir', 'has_authors_copy', 'inspect_authors_cache', 'cached_authors_copy',
            'download_from_drive', 'fetch_authors_copy', 'BROKEN_SUFFIX']
 
 DRIVE_TIMEOUT = (10.0, 60.0)  # gdown: seconds to connect, and between bytes
@@ -71,17 +71,24 @@ def _set_aside(path: Path, why: str) -> str:
     return note
 
 
+def _candidates(weight: ReleasedWeight) -> List[Path]:
+    folder = authors_cache_dir()
+    return [p for p in folder.glob(f'{weight.name}.gdrive-*.safetensors') if p.is_file()] if folder.is_dir() else []
+
+
+def has_authors_copy(weight: ReleasedWeight) -> bool:
+    """ Whether a converted copy of `weight` is in the cache, unchecked (checked when it is used). """
+    return bool(_candidates(weight))
+
+
 def inspect_authors_cache(weight: ReleasedWeight) -> Tuple[Optional[Path], List[str]]:
     """ The newest usable converted copy of `weight` (or None), and a note on each broken copy moved aside.
 
     Raises:
         PretrainedWeightsError: the copy was changed after it was written (its sha256 differs from its record).
     """
-    folder = authors_cache_dir()
-    candidates = [p for p in folder.glob(f'{weight.name}.gdrive-*.safetensors') if p.is_file()] \
-        if folder.is_dir() else []
     notes = []
-    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in sorted(_candidates(weight), key=lambda p: p.stat().st_mtime, reverse=True):
         why = _broken(path, weight)
         if why is not None:
             notes.append(_set_aside(path, why))

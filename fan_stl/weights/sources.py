@@ -44,7 +44,7 @@ from timm.models import get_pretrained_cfg, list_pretrained, resolve_pretrained_
 from fan_stl.models import fan as fan_models
 
 from .checkpoint import FilterFn, checked_filter
-from .drive import authors_cache_dir, cached_authors_copy, fetch_authors_copy
+from .drive import fetch_authors_copy, has_authors_copy
 from .files import SAFE_CHECKPOINT_GLOBALS, PretrainedWeightsError, read_checkpoint, unreadable_file_error
 from .network import hub_offline, hub_unreachable, offline, offline_switch
 from .released import released_weight, weight_error
@@ -199,7 +199,7 @@ def _authors_copy_cached(source: Optional[WeightSource]) -> bool:
         return False
     if source.kind == 'url':
         return url_cached_file(source.location).is_file()
-    return cached_authors_copy(released_weight(source.name)) is not None
+    return has_authors_copy(released_weight(source.name))  # checked (and set aside if broken) when fetched
 
 
 def resolve_weight_source(
@@ -322,8 +322,7 @@ def weight_availability(name: str) -> str:
     if cfg.hf_hub_id and hub_cached_file(cfg.hf_hub_id) is not None:
         return 'cached Hub copy'
     authors = _authors_source(name, cfg.url, None)
-    if authors is not None and (url_cached_file(authors.location).is_file() if authors.kind == 'url' else
-                                any(authors_cache_dir().glob(f'{released_weight(name).name}.gdrive-*.safetensors'))):
+    if _authors_copy_cached(authors):
         return "cached authors' file"
     if offline():
         return 'not cached, offline'

@@ -262,3 +262,15 @@ def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
     torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
     with pytest.raises(ConversionError, match='2 class names for a model with 3 classes'):
         write_weights_folder(source, tmp_path / 'bad', label_names=['a', 'b'])
+
+
+def test_unknown_release_tag_is_refused_with_the_known_ones(tmp_path, capsys):
+    """ #18: `--model fan_tiny_8_p4_hybrid.foo` converted and dropped the tag without a word. """
+    path = save_official(random_model('fan_tiny_8_p4_hybrid'), tmp_path / 'w.pth.tar')
+    out = tmp_path / 'out'
+    assert main(['convert', str(path), '--model', 'fan_tiny_8_p4_hybrid.foo', '--out', str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Unknown release tag 'foo'" in err and 'fan_tiny_8_p4_hybrid.in1k' in err
+    assert not out.exists()
+    assert main(['convert', str(path), '--model', 'fan_tiny_8_p4_hybrid.in1k', '--out', str(out), '--img-size',
+                 '64']) == 0  # a tag of its own is accepted

@@ -95,3 +95,13 @@ def test_unknown_pattern_and_wrong_verification_folder(authors, fake_hub, tmp_pa
     assert main(['publish', '--only', 'fan_t_hybrid_stl.*', '--dry-run', '--work-dir', str(tmp_path / 'w'),
                  '--verify-imagenet', str(images), '--limit', '10']) == 1
     assert 'has 2 class folders; the model predicts 1000 classes' in capsys.readouterr().err
+
+
+def test_missing_verify_folder_is_refused_before_any_work(authors, fake_hub, tmp_path, capsys):
+    """ #18: a missing --verify-imagenet folder ended in a bare AssertionError after the conversion. """
+    work = tmp_path / 'work'
+    assert main(['publish', '--only', 'fan_t_hybrid_tl.in1k', '--work-dir', str(work), '--verify-imagenet',
+                 str(tmp_path / 'absent')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: --verify-imagenet') and 'no such folder' in err and 'Traceback' not in err
+    assert not authors.calls and not work.exists()  # nothing downloaded, nothing converted
