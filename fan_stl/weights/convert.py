@@ -33,11 +33,10 @@ from .released import RELEASED_WEIGHTS, ReleasedWeight, released_tags, released_
 from .sources import HUB_WEIGHTS_FILE, url_cached_file
 
 __all__ = [
-    'ConversionError', 'ConversionResult', 'load_checkpoint_file', 'write_weights_folder', 'convert_checkpoint',
+    'ConversionError', 'ConversionResult', 'write_weights_folder', 'convert_checkpoint',
     'convert_state_dict', 'released_file', 'known_release_hashes', 'push_to_hub',
 ]
 
-load_checkpoint_file = read_checkpoint  # the safe reader, under the name this module always exported
 CARD_FILE = 'README.md'
 WRITTEN_FILES = (HUB_WEIGHTS_FILE, 'config.json', CARD_FILE)
 # Keys of a registered cfg that describe the authors' release, not weights trained or fine-tuned by someone else.

@@ -12,10 +12,10 @@ from huggingface_hub import constants as hf_constants
 
 import timm
 
-from fan_stl.weights import checkpoint, drive, released, sources
+from fan_stl.weights import released, sources
 from fan_stl.cli import main
-from fan_stl.weights.convert import ConversionError, convert_checkpoint, load_checkpoint_file, push_to_hub
-from fan_stl.weights.files import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
+from fan_stl.weights.convert import ConversionError, convert_checkpoint, push_to_hub
+from fan_stl.weights.files import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError, read_checkpoint
 
 from .helpers import (  # noqa: F401
     add_to_hf_cache, fake_drive, logits, not_published, offline_hub, random_model, save_official, unsafe_pickle)
@@ -163,25 +163,25 @@ def test_push_uploads_only_the_files_convert_wrote(tmp_path, monkeypatch, capsys
 def test_ema_preferred_and_no_ema_flag(tmp_path):
     source = random_model('fan_tiny_12_p16_224')
     path = save_official(source, tmp_path / 'w.pth.tar')
-    ema, picked = load_checkpoint_file(path)
+    ema, picked = read_checkpoint(path)
     assert picked == 'state_dict_ema' and torch.equal(ema['blocks.0.attn.q.weight'], source.blocks[0].attn.q.weight)
-    raw, picked = load_checkpoint_file(path, use_ema=False)
+    raw, picked = read_checkpoint(path, use_ema=False)
     assert picked == 'state_dict' and 'module.blocks.0.attn.q.weight' in raw
     torch.save({'state_dict_ema': source.state_dict()}, tmp_path / 'ema_only.pth')
     with pytest.raises(PretrainedWeightsError, match='only state_dict_ema.*drop --no-ema'):
-        load_checkpoint_file(tmp_path / 'ema_only.pth', use_ema=False)
+        read_checkpoint(tmp_path / 'ema_only.pth', use_ema=False)
 
 
 def test_refuses_pickled_code(tmp_path):
     torch.save({'state_dict': collections.OrderedDict(w=torch.zeros(1)), 'extra': NotATensor()}, tmp_path / 'x.pth')
     with pytest.raises(UnsafeCheckpointError, match='holds code / unsupported global .*NotATensor; not executed'):
-        load_checkpoint_file(tmp_path / 'x.pth')
+        read_checkpoint(tmp_path / 'x.pth')
 
 
 def test_pickle_that_runs_code_is_refused_not_run(tmp_path, capsys):
     path, marker = unsafe_pickle(tmp_path)
     with pytest.raises(UnsafeCheckpointError) as info:
-        load_checkpoint_file(path)
+        read_checkpoint(path)
     assert 'holds code / unsupported global' in str(info.value) and 'system' in str(info.value)
     assert 'truncated' not in str(info.value) and 'not executed' in str(info.value)
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(tmp_path / 'o')]) == 1
@@ -197,7 +197,7 @@ def test_pickle_that_runs_code_is_refused_not_run(tmp_path, capsys):
 def test_content_that_is_not_finite_weights(tmp_path, content, match):
     torch.save(content, tmp_path / 'w.pth')
     with pytest.raises(PretrainedWeightsError, match=match):
-        load_checkpoint_file(tmp_path / 'w.pth')
+        read_checkpoint(tmp_path / 'w.pth')
 
 
 @pytest.mark.parametrize('content, match', [
@@ -209,7 +209,7 @@ def test_missing_or_corrupt_checkpoint(tmp_path, content, match):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(PretrainedWeightsError, match=match):
-        load_checkpoint_file(path)
+        read_checkpoint(path)
 
 
 def test_wrong_architecture_lists_keys_and_suggests(tmp_path, capsys):

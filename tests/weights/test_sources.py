@@ -493,7 +493,7 @@ def test_missing_file():
         timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file='nowhere.pth'))
 
 
-def test_load_weights_file_gives_the_messages_of_file_overlay(tmp_path):
+def test_load_checkpoint_gives_the_messages_of_file_overlay(tmp_path):
     """ What token-label teachers and `eval --checkpoint` use for an already built model. """
     model = random_model(HYBRID)
     wrong = save_official(random_model(VIT), tmp_path / 'vit.pth.tar')
