@@ -9,8 +9,9 @@ from typing import Iterable
 from ._args import image_size
 
 HEADER = f"{'model':<28} {'params (M)':>10} {'GMACs':>7}  {'token head':<10} pretrained tags (where they are now)"
-FOOTER = ('* default tag (pretrained=True without a tag). Cached: loads with no request. Needs network: the Hub copy '
-          "once published, else the authors' file. Offline (HF_HUB_OFFLINE=1 / FAN_STL_OFFLINE=1): cached only.")
+FOOTER = ('* default tag (pretrained=True without a tag). cached: loads with no request.\n'
+          "needs network: the Hub copy once published, else the authors' file. "
+          'Offline (HF_HUB_OFFLINE=1 / FAN_STL_OFFLINE=1): cached copies only.')
 
 
 def model_summary(name: str, img_size: int = 224) -> dict:
