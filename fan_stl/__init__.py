@@ -56,3 +56,4 @@ def __getattr__(name: str) -> Any:
 
 if not _starting_own_cli():
     from .models import FAN, checkpoint_filter_fn  # noqa: E402  (registers the fan_* models in timm)
+    from . import weights  # noqa: E402,F401  (installs how pretrained FAN weights are found and checked)

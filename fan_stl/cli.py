@@ -43,5 +43,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    importlib.import_module('fan_stl.models')  # registers the fan_* architectures for the command's create_model
+    importlib.import_module('fan_stl.weights')  # registers the fan_* architectures and their pretrained weights
     return args.func(args)

@@ -16,55 +16,22 @@ from ..utils.amp import AMP_NAMES
 from .corrupt import add_corruption_arguments, expand_corruptions
 
 
-def _head_mismatch(state_dict: Dict[str, Any], model: Any, name: str, checkpoint: str) -> Optional[str]:
-    classifiers = model.pretrained_cfg.get('classifier') or 'head'
-    own = model.state_dict()
-    for key in ([classifiers] if isinstance(classifiers, str) else list(classifiers)):
-        theirs, mine = state_dict.get(f'{key}.weight'), own.get(f'{key}.weight')
-        if theirs is not None and mine is not None and theirs.shape[0] != mine.shape[0]:
-            return (f'{checkpoint} has a {theirs.shape[0]}-class head ({key}.weight {tuple(theirs.shape)}) but '
-                    f'{name} was built with {mine.shape[0]} classes: pass --num-classes {theirs.shape[0]}.')
-    return None
-
-
 def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_classes: Optional[int]) -> Any:
     """ A timm model, optionally with weights from a checkpoint (official FAN/STL files are converted on the fly). """
     import timm
-    from timm.models import clean_state_dict
 
-    import fan_stl
-    from fan_stl.hub import load_weights_file
-    from fan_stl.weight_files import WeightsMismatchError, read_checkpoint
+    from fan_stl.weights import create_pretrained, load_checkpoint
 
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
     try:
-        model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.hub errors for weights that cannot be had
+        model = create_pretrained(name, **kwargs) if pretrained else timm.create_model(name, **kwargs)
+    except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.weights errors for weights that cannot be had
         if not pretrained or getattr(e, 'cli_message', str(e)) != str(e):
             raise  # fan_stl's message already names the CLI's flags (printed from `cli_message`)
         raise RuntimeError(f'{e} From the command line: download the weights file and pass it with '
                            f'`--checkpoint PATH` instead of --pretrained.') from None
-    if not checkpoint:
-        return model
-    if isinstance(model, fan_stl.FAN):  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`
-        try:
-            load_weights_file(model, checkpoint)
-        except WeightsMismatchError:
-            hint = _head_mismatch(fan_stl.checkpoint_filter_fn(read_checkpoint(checkpoint)[0], model), model, name,
-                                  checkpoint)
-            if hint:
-                raise ValueError(hint) from None
-            raise
-        return model
-    state_dict = clean_state_dict(read_checkpoint(checkpoint)[0])  # weights_only=True; bad files named; no 'module.'
-    hint = _head_mismatch(state_dict, model, name, checkpoint)
-    if hint:
-        raise ValueError(hint)
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split())[:400]
-        raise ValueError(f'{checkpoint} does not fit {name}: {detail}') from None
+    if checkpoint:  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`, for any timm model
+        load_checkpoint(model, checkpoint)
     return model
 
 

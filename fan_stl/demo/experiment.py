@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from .. import __version__, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
-from ..convert import write_weights_folder
+from ..weights.convert import write_weights_folder
 from ..robustness import (
     CorruptionBaseline,
     EvalSettings,

@@ -34,7 +34,7 @@ return_attn=True)` also returns the last class-attention block's class -> patch 
 """
 from contextlib import nullcontext
 from functools import partial
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -55,7 +55,6 @@ from timm.models._features_fx import register_notrace_function
 from timm.models.convnext import ConvNeXtStage
 from timm.models.xcit import ClassAttentionBlock, PositionalEncodingFourier
 
-from fan_stl import hub
 
 __all__ = ['FAN']  # model_registry will add each entrypoint fn to this
 
@@ -751,18 +750,28 @@ def checkpoint_filter_fn(state_dict: dict, model: FAN) -> dict:
     return out
 
 
+# How pretrained weights are found, fetched and checked: `fan_stl.weights` installs it when `import fan_stl` runs
+# (this module imports nothing above it). hook(variant, pretrained, kwargs, filter_fn) may edit `kwargs` (the
+# pretrained cfg overlay) and returns the context the model is built in and the filter that maps its checkpoint.
+PretrainedHook = Callable[[str, bool, dict, Callable], Tuple[ContextManager, Callable]]
+_pretrained_hook: Optional[PretrainedHook] = None
+
+
+def set_pretrained_hook(hook: Optional[PretrainedHook]) -> None:
+    """ Install how `create_model(..., pretrained=True)` finds FAN weights; without one, timm's own url / Hub loading
+    of `default_cfgs` applies. """
+    global _pretrained_hook
+    _pretrained_hook = hook
+
+
 def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     stem = kwargs.get('stem_depths') is not None
     default_out_indices = (0, 1, -1) if stem else 3
     out_indices = kwargs.pop('out_indices', default_out_indices)
-    tag = kwargs.get('pretrained_cfg')
-    if isinstance(tag, str) and tag:  # '' is timm's "default tag" (e.g. from a deprecated name)
-        hub.check_pretrained_tag(variant, tag)
-    filter_fn = checkpoint_filter_fn
-    source = nullcontext()
-    if pretrained:  # the weight source is chosen (and fetched) explicitly, in the order of fan_stl.hub
-        source, filter_fn = hub.prepare_pretrained(variant, kwargs, checkpoint_filter_fn)
-    with source:
+    context, filter_fn = nullcontext(), checkpoint_filter_fn
+    if _pretrained_hook is not None:
+        context, filter_fn = _pretrained_hook(variant, pretrained, kwargs, checkpoint_filter_fn)
+    with context:
         return build_model_with_cfg(
             FAN,
             variant,
@@ -810,25 +819,81 @@ def _stl_cfg(url: str = '', **kwargs) -> dict:
     )
 
 
-def _released_cfgs(weight: hub.ReleasedWeight) -> List[Tuple[str, dict]]:
-    """ The cfg of one released weight under each architecture that shares it: Hub copy first, direct URL if any. """
-    arch = weight.architecture
-    cfg_fn = _stl_cfg if weight.is_stl else _hybrid_cfg if '_hybrid' in arch else _cfg
-    cfg = cfg_fn(
-        url=weight.direct_url,
-        hf_hub_id=weight.hub_repo,
-        input_size=(3, weight.img_size, weight.img_size),
-    )
-    return [(name, cfg) for name in (weight.name, *weight.aliases)]
-
-
 _SIZES = {'t': 'tiny_8', 's': 'small_12', 'b': 'base_16', 'l': 'large_16'}
+_FAN_RELEASE = 'https://github.com/zhoudaquan/fully_attentional_network_ckpt/releases/download/v1.0.0/'
 
-# Per architecture the first tag listed is the default: its best IN-1K classifier at 224 px (hub.RELEASED_WEIGHTS).
-default_cfgs = generate_default_cfgs(dict(
-    [named_cfg for weight in hub.RELEASED_WEIGHTS for named_cfg in _released_cfgs(weight)]
-    + [('fan_large_24_p16_224', _cfg())]  # the authors' FAN-L-ViT link is empty: no weights
-))
+# Per architecture the first tag listed is the default: its best IN-1K classifier at 224 px. Every released weight
+# has a Hub copy `fan-stl/<architecture>.<tag>`; the FAN files also have the authors' URL, the STL files live on the
+# authors' Google Drive, which `fan_stl.weights` fetches (see `set_pretrained_hook`). The STL weights are registered
+# under their short and long names. This table equals `fan_stl.weights.released.RELEASED_WEIGHTS` (tested).
+default_cfgs = generate_default_cfgs({
+    'fan_tiny_12_p16_224.in1k': _cfg(
+        hf_hub_id='fan-stl/fan_tiny_12_p16_224.in1k',
+        url=_FAN_RELEASE + 'fan_vit_tiny.pth.tar'),
+    'fan_small_12_p16_224.in1k': _cfg(
+        hf_hub_id='fan-stl/fan_small_12_p16_224.in1k',
+        url=_FAN_RELEASE + 'fan_vit_small.pth.tar'),
+    'fan_base_18_p16_224.in1k': _cfg(
+        hf_hub_id='fan-stl/fan_base_18_p16_224.in1k',
+        url=_FAN_RELEASE + 'fan_vit_base.pth.tar'),
+    'fan_tiny_8_p4_hybrid.in1k': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_tiny_8_p4_hybrid.in1k',
+        url=_FAN_RELEASE + 'fan_hybrid_tiny.pth.tar'),
+    'fan_small_12_p4_hybrid.in1k': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_small_12_p4_hybrid.in1k',
+        url=_FAN_RELEASE + 'fan_hybrid_small.pth.tar'),
+    'fan_base_16_p4_hybrid.in22k_ft_in1k': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_base_16_p4_hybrid.in22k_ft_in1k',
+        url=_FAN_RELEASE + 'fan_hybrid_base_in22k_1k.pth.tar'),
+    'fan_base_16_p4_hybrid.in22k_ft_in1k_384': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_base_16_p4_hybrid.in22k_ft_in1k_384',
+        url=_FAN_RELEASE + 'fan_hybrid_base_in22k_1k_384.pth.tar',
+        input_size=(3, 384, 384)),
+    'fan_base_16_p4_hybrid.in1k': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_base_16_p4_hybrid.in1k',
+        url=_FAN_RELEASE + 'fan_hybrid_base.pth.tar'),
+    'fan_large_16_p4_hybrid.in22k_ft_in1k': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_large_16_p4_hybrid.in22k_ft_in1k',
+        url=_FAN_RELEASE + 'fan_hybrid_large_in22k_1k.pth.tar'),
+    'fan_large_16_p4_hybrid.in22k_ft_in1k_384': _hybrid_cfg(
+        hf_hub_id='fan-stl/fan_large_16_p4_hybrid.in22k_ft_in1k_384',
+        url=_FAN_RELEASE + 'fan_hybrid_large_in22k_1k_384.pth.tar',
+        input_size=(3, 384, 384)),
+    'fan_t_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_t_hybrid_tl.in1k'),
+    'fan_tiny_8_p4_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_t_hybrid_tl.in1k'),
+    'fan_s_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_s_hybrid_tl.in1k'),
+    'fan_small_12_p4_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_s_hybrid_tl.in1k'),
+    'fan_b_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_b_hybrid_tl.in1k'),
+    'fan_base_16_p4_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_b_hybrid_tl.in1k'),
+    'fan_l_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_l_hybrid_tl.in1k'),
+    'fan_large_16_p4_hybrid_tl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_l_hybrid_tl.in1k'),
+    'fan_t_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_t_hybrid_stl.in1k'),
+    'fan_tiny_8_p4_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_t_hybrid_stl.in1k'),
+    'fan_s_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_s_hybrid_stl.in1k'),
+    'fan_small_12_p4_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_s_hybrid_stl.in1k'),
+    'fan_b_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_b_hybrid_stl.in1k'),
+    'fan_base_16_p4_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_b_hybrid_stl.in1k'),
+    'fan_l_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_l_hybrid_stl.in1k'),
+    'fan_large_16_p4_hybrid_stl.in1k': _stl_cfg(
+        hf_hub_id='fan-stl/fan_l_hybrid_stl.in1k'),
+
+    'fan_large_24_p16_224': _cfg(),  # the authors' FAN-L-ViT link is empty: no weights
+})
 
 
 _VIT_ARGS = {

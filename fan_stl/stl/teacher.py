@@ -28,8 +28,8 @@ import torch.nn as nn
 
 import timm
 
-from ..hub import load_weights_file
 from ..models.fan import TOKEN_STRIDE
+from ..weights import create_pretrained, load_checkpoint
 from .annotator import DenseAnnotator, load_annotator, resolve_annotator
 from .targets import TokenTargets
 
@@ -142,9 +142,9 @@ def load_teacher(
                 f'Teacher checkpoint {name_or_checkpoint} needs its architecture: pass the model name too '
                 f'(--teacher-model fan_t_hybrid_tl).')
         teacher = timm.create_model(model_name, **kwargs)
-        load_weights_file(teacher, name_or_checkpoint)  # the messages of `file=`, EMA weights first
+        load_checkpoint(teacher, name_or_checkpoint)  # the messages of `file=`, EMA weights first
     elif timm.is_model(name_or_checkpoint.split('.')[0]):
-        teacher = timm.create_model(name_or_checkpoint, pretrained=True, **kwargs)
+        teacher = create_pretrained(name_or_checkpoint, **kwargs)  # offline: one message, no retries
     else:
         raise ValueError(
             f'Teacher {name_or_checkpoint!r} is neither an existing checkpoint file nor a registered timm model '

@@ -6,8 +6,10 @@
 
 validate.py is not in the timm wheel (take it from timm's repository at the tag of your installed timm) and has no
 `--device-modules`-style hook to register a plug-in's models, so it cannot build `fan_*` models by itself. This
-launcher registers them (importing fan_stl), loads validate.py unmodified as a module and calls its `main()`. The only
-name it replaces is `create_model`, to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
+launcher registers them (importing fan_stl), loads validate.py unmodified as a module and calls its `main()`. It
+replaces two names: `load_checkpoint`, by fan_stl's checkpoint loader (`fan_stl.weights.checkpoint`, so a missing
+file or a checkpoint of another head or architecture gives the messages of `eval --checkpoint`), and `create_model`,
+to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
 
 * `fused` (default): `cls + 0.5 * max_n(token)`, the inference rule of the published STL numbers;
 * `cls`: the class head alone, what STL training validates and chooses its best checkpoint on (`--eval-rule cls`
@@ -20,6 +22,8 @@ from types import ModuleType
 from typing import List, Optional
 
 from ..stl.eval_rule import EVAL_RULES, PUBLISHED_RULE, apply_eval_rule
+from ..weights.checkpoint import load_checkpoint_for_timm
+from ..weights.files import PretrainedWeightsError
 from .timm_scripts import ScriptError, load_timm_script, split_command_line
 
 __all__ = ['build_parser', 'load_timm_validate', 'install', 'main']
@@ -39,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_timm_validate(path: str) -> ModuleType:
     """ Load validate.py as a module (without running it) and check it has the names the launcher uses. """
-    return load_timm_script(path, 'validate.py', ('main', 'create_model'))
+    return load_timm_script(path, 'validate.py', ('main', 'create_model', 'load_checkpoint'))
 
 
 def install(module: ModuleType, eval_rule: str) -> None:
@@ -53,6 +57,7 @@ def install(module: ModuleType, eval_rule: str) -> None:
         return model
 
     module.create_model = create_model
+    module.load_checkpoint = load_checkpoint_for_timm
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -65,7 +70,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(str(e))
     install(module, options.eval_rule)
     sys.argv = [options.timm_validate] + script_argv
-    module.main()
+    try:
+        module.main()
+    except PretrainedWeightsError as e:  # the checkpoint's problem in eval's words, not timm's raw error
+        print(f'error: {e.cli_message}', file=sys.stderr)
+        return 1
     return 0
 
 

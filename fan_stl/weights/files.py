@@ -1,4 +1,4 @@
-"""Reading weight files without running their code, and naming exactly what is wrong with a file that cannot be read.
+"""Weight files: reading them without running their code, writing them atomically, and their sha256 records.
 
 Every loading path of the package (`pretrained_cfg_overlay=dict(file=...)`, the Google Drive and Hub copies,
 `convert`, `publish`, token-label teachers, `eval --checkpoint`) reads files through `read_checkpoint` or reports a
@@ -8,6 +8,10 @@ failure with `unreadable_file_error`, so one bad file gets one message, whicheve
   accept) is reported as holding code that was not executed, never as truncated or corrupt;
 * a truncated zip / pickle / safetensors file is reported as truncated or corrupt, with the fix;
 * a file that holds a list, a dict of non-tensors or non-finite weights is refused with what it holds.
+
+Files the package converts and keeps (the authors' Google Drive copies) get a record of their own sha256 beside
+them (`record_sha256`), checked before each use (`check_sha256_record`): a copy changed after it was written is
+refused, never loaded or published silently.
 """
 import argparse
 import hashlib
@@ -17,7 +21,7 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -26,7 +30,8 @@ from safetensors.torch import load_file, save_file
 __all__ = [
     'PretrainedWeightsError', 'WeightsMismatchError', 'UnsafeCheckpointError', 'SAFE_CHECKPOINT_GLOBALS',
     'TRAINING_DICT_KEYS', 'read_checkpoint', 'pick_state_dict', 'check_state_dict', 'unreadable_file_error',
-    'sha256_of', 'save_safetensors_atomic', 'read_safetensors_metadata',
+    'sha256_of', 'save_safetensors_atomic', 'read_safetensors_metadata', 'SHA256_SUFFIX', 'record_sha256',
+    'check_sha256_record',
 ]
 
 # The only non-tensor object official training checkpoints hold (their `args`); nothing else is unpickled.
@@ -185,22 +190,48 @@ def sha256_of(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def save_safetensors_atomic(
-        state_dict: Mapping[str, torch.Tensor], path: Union[str, Path], metadata: Optional[Dict[str, str]] = None,
-) -> Path:
-    """ Write `state_dict` to `path` via a temp file in the same folder and `os.replace`: never a partial file. """
-    path = Path(path)
+def _write_atomic(path: Path, write: Callable[[str], None]) -> Path:
+    """ `write(temp_path)` into a temp file in `path`'s folder, then `os.replace` it: never a partial file. """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}  # no shared storage (q/k/v views)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def save_safetensors_atomic(
+        state_dict: Mapping[str, torch.Tensor], path: Union[str, Path], metadata: Optional[Dict[str, str]] = None,
+) -> Path:
+    """ Write `state_dict` to `path` via a temp file in the same folder and `os.replace`: never a partial file. """
+    tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}  # no shared storage (q/k/v views)
+    return _write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+SHA256_SUFFIX = '.sha256'  # the record of a kept file's own sha256: `<file>.sha256`, one hex line
+
+
+def record_sha256(path: Union[str, Path], digest: Optional[str] = None) -> str:
+    """ Write `digest` (default: the sha256 of `path`) into `<path>.sha256`, atomically, and return it. """
+    digest = digest or sha256_of(path)
+    _write_atomic(Path(f'{path}{SHA256_SUFFIX}'), lambda tmp: Path(tmp).write_text(digest + '\n'))
+    return digest
+
+
+def check_sha256_record(path: Union[str, Path]) -> Optional[str]:
+    """ None when `path` has the sha256 recorded when it was written; otherwise what is wrong with it. """
+    record = Path(f'{path}{SHA256_SUFFIX}')
+    if not record.is_file():
+        return f'it has no record of its sha256 ({record.name})'
+    recorded = record.read_text().strip()
+    actual = sha256_of(path)
+    if actual != recorded:
+        return f'its sha256 {actual} differs from the one recorded when it was written ({recorded})'
+    return None
 
 
 def read_safetensors_metadata(path: Union[str, Path]) -> Dict[str, str]:

@@ -8,10 +8,10 @@ from PIL import Image
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hf_constants
 
-from fan_stl import hub
+from fan_stl.weights import drive, released, sources
 from fan_stl.cli import main
 
-from .weights_helpers import fake_drive, offline_hub, random_model, save_official  # noqa: F401
+from .helpers import fake_drive, not_published, offline_hub, random_model, save_official  # noqa: F401
 
 WEIGHTS = ('fan_t_hybrid_tl.in1k', 'fan_t_hybrid_stl.in1k')
 
@@ -20,8 +20,9 @@ WEIGHTS = ('fan_t_hybrid_tl.in1k', 'fan_t_hybrid_stl.in1k')
 def authors(offline_hub, fake_drive, monkeypatch, tmp_path):
     """ The authors' Drive files of two tiny weights, served by the fake Drive; online mode, no real network. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)  # no Hub copy is published yet
     for name in WEIGHTS:
-        weight = hub.released_weight(name)
+        weight = released.released_weight(name)
         fake_drive.files[weight.drive_id] = save_official(random_model(weight.architecture), tmp_path / f'{name}.pth')
     return fake_drive
 
@@ -62,8 +63,8 @@ def test_dry_run_writes_verified_folders_and_pushes_nothing(authors, fake_hub, t
         folder = work / name
         assert sorted(p.name for p in folder.iterdir()) == ['README.md', 'config.json', 'model.safetensors']
         card = (folder / 'README.md').read_text()
-        weight = hub.released_weight(name)
-        sha = next(hub.authors_cache_dir().glob(f'{name}.gdrive-*')).name.split('.sha256-')[1].split('.')[0]
+        weight = released.released_weight(name)
+        sha = next(drive.authors_cache_dir().glob(f'{name}.gdrive-*')).name.split('.sha256-')[1].split('.')[0]
         assert f'Original file sha256:** {sha}' in card and 'license: cc-by-nc-sa-4.0' in card
         assert weight.original in card and f'hf-hub:{weight.hub_repo}' in card
         assert json.loads((folder / 'config.json').read_text())['pretrained_cfg']['tag'] == 'in1k'
@@ -94,3 +95,13 @@ def test_unknown_pattern_and_wrong_verification_folder(authors, fake_hub, tmp_pa
     assert main(['publish', '--only', 'fan_t_hybrid_stl.*', '--dry-run', '--work-dir', str(tmp_path / 'w'),
                  '--verify-imagenet', str(images), '--limit', '10']) == 1
     assert 'has 2 class folders; the model predicts 1000 classes' in capsys.readouterr().err
+
+
+def test_missing_verify_folder_is_refused_before_any_work(authors, fake_hub, tmp_path, capsys):
+    """ #18: a missing --verify-imagenet folder ended in a bare AssertionError after the conversion. """
+    work = tmp_path / 'work'
+    assert main(['publish', '--only', 'fan_t_hybrid_tl.in1k', '--work-dir', str(work), '--verify-imagenet',
+                 str(tmp_path / 'absent')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: --verify-imagenet') and 'no such folder' in err and 'Traceback' not in err
+    assert not authors.calls and not work.exists()  # nothing downloaded, nothing converted

@@ -2,27 +2,24 @@
 import functools
 import hashlib
 import http.server
+import socket
 import threading
 import time
 from pathlib import Path
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-from huggingface_hub import HfApi
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import save_file
 
 import timm
 from timm.models import get_pretrained_cfg, save_for_hf
 
-from fan_stl import hub
-from fan_stl.hub import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
+from fan_stl.weights import checkpoint, drive, released, sources
+from fan_stl.weights.files import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
 
-from .weights_helpers import (  # noqa: F401
-    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official, unsafe_pickle)
+from .helpers import (  # noqa: F401
+    add_to_hf_cache, fake_drive, logits, not_published, offline_hub, random_model, save_official, unsafe_pickle)
 
 VIT, HYBRID, TOKEN = 'fan_tiny_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_t_hybrid_stl'
 
@@ -35,7 +32,7 @@ def _hub_folder(model: torch.nn.Module, path: Path) -> Path:
 # --- registry ---------------------------------------------------------------------------------------------------
 
 def test_list_pretrained_lists_every_released_weight():
-    expected = {name for w in hub.RELEASED_WEIGHTS for name in (w.name, *w.aliases)}
+    expected = {name for w in released.RELEASED_WEIGHTS for name in (w.name, *w.aliases)}
     assert set(timm.list_pretrained('fan*')) == expected
     assert len(expected) == 10 + 2 * 8  # 10 FAN files, 8 STL files under long and short names
 
@@ -54,7 +51,7 @@ def test_default_tag_is_best_in1k_weight_at_224(arch, tag):
 def test_cfgs_follow_timm_conventions_and_licences():
     for name in timm.list_pretrained('fan*'):
         cfg = get_pretrained_cfg(name)
-        weight = hub.released_weight(name)
+        weight = released.released_weight(name)
         assert (cfg.crop_pct, cfg.interpolation) == (1.0, 'bicubic')
         assert cfg.hf_hub_id == f'fan-stl/{weight.name}'
         assert cfg.input_size[-1] == (384 if name.endswith('_384') else 224)
@@ -62,7 +59,7 @@ def test_cfgs_follow_timm_conventions_and_licences():
             assert cfg.license == 'cc-by-nc-sa-4.0' and cfg.paper_ids == 'arXiv:2401.03844' and not cfg.url
             assert cfg.classifier == ('head', 'aux_head')
         else:
-            assert cfg.url.startswith(hub.FAN_RELEASE_URL) and cfg.url.endswith('.pth.tar')
+            assert cfg.url.startswith(released.FAN_RELEASE_URL) and cfg.url.endswith('.pth.tar')
             assert cfg.paper_ids == 'arXiv:2204.12451'
     assert not timm.list_pretrained('fan_large_24_p16_224*')  # empty link in the authors' README
 
@@ -72,14 +69,14 @@ def test_cfgs_follow_timm_conventions_and_licences():
 def _source(name, overlay=None, cache_dir=None):
     arch, tag = name.split('.')
     cfg = timm.models.resolve_pretrained_cfg(arch, tag, overlay).to_dict()
-    return hub.resolve_weight_source(arch, cfg, cache_dir)
+    return sources.resolve_weight_source(arch, cfg, cache_dir)
 
 
 def test_source_order(offline_hub, tmp_path, monkeypatch):
     fan, stl = 'fan_tiny_12_p16_224.in1k', 'fan_t_hybrid_stl.in1k'
     assert _source(fan).kind == 'url'  # Hub copy neither online nor cached: the authors' release
     stl_source = _source(stl)  # no URL: the authors' Google Drive
-    assert (stl_source.kind, stl_source.location) == ('gdrive', hub.released_weight(stl).original)
+    assert (stl_source.kind, stl_source.location) == ('gdrive', released.released_weight(stl).original)
     assert _source(fan, dict(file='w.pth')).kind == 'file'
     assert _source(fan, dict(state_dict={'a': torch.zeros(1)}, file='w.pth')).kind == 'state_dict'
     assert _source(fan, dict(source='hf-hub', hf_hub_id='me/x')).location == 'me/x'
@@ -91,29 +88,96 @@ def test_source_order(offline_hub, tmp_path, monkeypatch):
         timm.create_model('fan_large_24_p16_224', pretrained=True)
 
 
-def test_published_hub_copy_takes_over_without_code_edit(offline_hub, monkeypatch):
-    """ Online, one metadata request decides: the Hub repo holds model.safetensors -> Hub, else the authors. """
+def test_published_hub_copy_takes_over_without_code_edit(offline_hub, fake_drive, tmp_path, monkeypatch):
+    """ Online, the Hub copy is downloaded once it is published; before that the authors' file loads; no code edit.
+    Offline, nothing is asked of the Hub at all. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    published = set()
-    calls = []
+    published, calls = {}, []
 
-    def model_info(self, repo_id, revision=None, timeout=None, **kwargs):
-        calls.append((repo_id, timeout))
-        if repo_id not in published:
-            raise RepositoryNotFoundError(f'{repo_id} not found', response=None)
-        return SimpleNamespace(siblings=[SimpleNamespace(rfilename='model.safetensors')])
+    def download(repo, cache_dir=None):
+        calls.append(repo)
+        if repo not in published:
+            not_published(repo)
+        return add_to_hf_cache(offline_hub, repo, published[repo]) / 'model.safetensors'
 
-    monkeypatch.setattr(HfApi, 'model_info', model_info)
-    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
-    assert _source('fan_t_hybrid_stl.in1k').kind == 'gdrive' and _source('fan_tiny_12_p16_224.in1k').kind == 'url'
-    published.update({'fan-stl/fan_t_hybrid_stl.in1k', 'fan-stl/fan_tiny_12_p16_224.in1k'})  # a maintainer publishes
-    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})  # a new process
-    assert _source('fan_t_hybrid_stl.in1k').kind == 'hf-hub' and _source('fan_tiny_12_p16_224.in1k').kind == 'hf-hub'
-    assert all(timeout <= 5 for _, timeout in calls)
+    monkeypatch.setattr(sources, 'download_from_hub', download)
+    authors, hub_copy = random_model(TOKEN), random_model(TOKEN)
+    fake_drive.files[released.released_weight('fan_t_hybrid_stl.in1k').drive_id] = save_official(
+        authors, tmp_path / 'authors.pth.tar')
+    torch.testing.assert_close(logits(timm.create_model(TOKEN, pretrained=True).eval()), logits(authors))
+    assert calls == ['fan-stl/fan_t_hybrid_stl.in1k'] and len(fake_drive.calls) == 1
+    for path in drive.authors_cache_dir().iterdir():  # a fresh machine: nothing of the authors' is cached
+        path.unlink()
+    published['fan-stl/fan_t_hybrid_stl.in1k'] = _hub_folder(hub_copy, tmp_path / 'hub')  # a maintainer publishes
+    torch.testing.assert_close(logits(timm.create_model(TOKEN, pretrained=True).eval()), logits(hub_copy))
+    assert len(calls) == 2 and len(fake_drive.calls) == 1
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', True)
-    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
     calls.clear()
-    assert _source('fan_t_hybrid_stl.in1k').kind == 'gdrive' and not calls  # offline: no request at all
+    assert _source('fan_tiny_12_p16_224.in1k').kind == 'url' and not calls  # offline: no request at all
+
+
+def test_cached_copy_loads_without_any_network_request(offline_hub, tmp_path, monkeypatch):
+    """ #17: with a cached Hub copy, `create_model(name, pretrained=True)` opens no connection at all, online. """
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    monkeypatch.delenv('FAN_STL_OFFLINE', raising=False)
+    source = random_model(TOKEN)
+    add_to_hf_cache(offline_hub, 'fan-stl/fan_t_hybrid_stl.in1k', _hub_folder(source, tmp_path / 'x'))
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError('network use in a test that must need none')
+
+    monkeypatch.setattr(socket, 'getaddrinfo', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    model = timm.create_model(TOKEN, pretrained=True).eval()
+    assert not attempts
+    torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
+
+
+def test_offline_switches_forbid_every_source(offline_hub, fake_drive, monkeypatch):
+    """ #18: offline (HF_HUB_OFFLINE=1, or the project's FAN_STL_OFFLINE=1) nothing is requested from the Hub, the
+    authors' GitHub release or their Drive; one message says what was looked for. """
+    downloads = []
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', lambda *a, **k: downloads.append(a))
+    monkeypatch.setattr(sources, 'download_from_hub', lambda *a, **k: downloads.append(a))
+    for hf_offline, project_offline, switch in ((True, '', 'HF_HUB_OFFLINE=1'), (False, '1', 'FAN_STL_OFFLINE=1')):
+        monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', hf_offline)
+        monkeypatch.setenv('FAN_STL_OFFLINE', project_offline)
+        with pytest.raises(PretrainedWeightsError) as info:
+            timm.create_model(VIT, pretrained=True)  # a FAN weight with an authors' GitHub URL
+        message = str(info.value)
+        assert 'not cached' in message and switch in message and 'fan_vit_tiny.pth.tar' in message
+        with pytest.raises(PretrainedWeightsError, match=f'not cached.*{switch}'):
+            timm.create_model(TOKEN, pretrained=True)  # an STL weight on the authors' Drive
+        with pytest.raises(PretrainedWeightsError, match=f'not in the local Hugging Face cache and {switch}'):
+            sources.create_pretrained('hf-hub:fan-stl/fan_t_hybrid_stl.in1k')
+    assert not downloads and not fake_drive.calls
+
+
+def test_hf_hub_name_without_network_one_message_one_attempt(offline_hub, monkeypatch):
+    """ #18: online mode, no network: an `hf-hub:` name (or an annotator's pretrained weights) is one message after
+    one connection attempt, not huggingface_hub's LocalEntryNotFoundError after five retries per file. """
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.delenv('FAN_STL_OFFLINE', raising=False)
+    attempts = []
+
+    def unreachable(*args, **kwargs):
+        attempts.append(args)
+        raise OSError('[Errno -2] Name or service not known')
+
+    monkeypatch.setattr(socket, 'create_connection', unreachable)
+    monkeypatch.setattr(socket, 'getaddrinfo', unreachable)
+    for name in ('hf-hub:someone/absent', 'resnet18.a1_in1k'):
+        attempts.clear()
+        start = time.perf_counter()
+        with pytest.raises(PretrainedWeightsError, match='not in the local Hugging Face cache and the Hub cannot be '
+                                                         'reached') as info:
+            sources.create_pretrained(name)
+        assert len(attempts) == 1 and time.perf_counter() - start < 20
+        assert info.value.__cause__ is None
 
 
 # --- loading paths ----------------------------------------------------------------------------------------------
@@ -161,8 +225,10 @@ def loopback_server(tmp_path):
     thread.join(timeout=10)
 
 
-def test_release_url_converted_on_load(offline_hub, loopback_server):
+def test_release_url_converted_on_load(offline_hub, loopback_server, monkeypatch):
     """ With no Hub copy, the authors' direct URL is used and the training dict converted by checkpoint_filter_fn. """
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)
     root, base_url = loopback_server
     source = random_model(VIT)
     save_official(source, root / 'fan_vit_tiny.pth.tar')
@@ -223,16 +289,15 @@ def test_offline_with_nothing_cached_one_clear_message(offline_hub, fake_drive):
 
 @pytest.fixture
 def unreachable_hub(monkeypatch):
-    """ Online mode with no network: every Hub metadata request fails at once; the list records the repos asked. """
+    """ Online mode with no network: the one check that the Hub answers fails at once; the list records each. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_HUB_ANSWERS', {})
     attempts = []
 
-    def unreachable(self, repo_id, **kwargs):
-        attempts.append(repo_id)
-        raise OSError('[Errno -2] Name or service not known')
+    def unreachable():
+        attempts.append('huggingface.co')
+        return 'huggingface.co:443: [Errno -2] Name or service not known'
 
-    monkeypatch.setattr(HfApi, 'model_info', unreachable)
+    monkeypatch.setattr(sources, 'hub_unreachable', unreachable)
     return attempts
 
 
@@ -256,7 +321,7 @@ def test_cached_hub_copy_without_network_loads_at_once(offline_hub, unreachable_
 
     monkeypatch.setattr(timm.models._hub, 'hf_hub_download', no_download)
     model = timm.create_model(TOKEN, pretrained=True).eval()
-    assert model.pretrained_cfg['file'] == str(snapshot / 'model.safetensors')
+    assert model.pretrained_cfg['file'] == str(snapshot / 'model.safetensors') and not unreachable_hub
     torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
 
 
@@ -265,17 +330,19 @@ def test_cached_hub_copy_without_network_loads_at_once(offline_hub, unreachable_
 def test_drive_first_load_converts_and_caches_then_reads_safetensors_only(offline_hub, fake_drive, tmp_path,
                                                                           monkeypatch):
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)  # not published
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)  # not published
     source = random_model(TOKEN)
-    weight = hub.released_weight('fan_t_hybrid_stl.in1k')
+    weight = released.released_weight('fan_t_hybrid_stl.in1k')
     original = save_official(source, tmp_path / 'fan_t_stl.pth.tar')
     fake_drive.files[weight.drive_id] = original
     first = timm.create_model(TOKEN, pretrained=True).eval()
     torch.testing.assert_close(logits(first), logits(source), rtol=0, atol=0)
     assert fake_drive.calls[0]['quiet'] is False  # gdown shows its progress bar
-    cached = list(hub.authors_cache_dir().iterdir())
+    cached = sorted(drive.authors_cache_dir().iterdir())
     digest = hashlib.sha256(original.read_bytes()).hexdigest()
-    assert [p.name for p in cached] == [f'fan_t_hybrid_stl.in1k.gdrive-{weight.drive_id}.sha256-{digest}.safetensors']
+    name = f'fan_t_hybrid_stl.in1k.gdrive-{weight.drive_id}.sha256-{digest}.safetensors'
+    assert [p.name for p in cached] == [name, name + '.sha256']  # the copy, and the record of its own sha256
+    assert cached[1].read_text().strip() == hashlib.sha256(cached[0].read_bytes()).hexdigest()
     assert first.pretrained_cfg['file'] == str(cached[0])
 
     def no_pickle(*args, **kwargs):
@@ -294,21 +361,21 @@ def test_drive_first_load_converts_and_caches_then_reads_safetensors_only(offlin
 ])
 def test_drive_html_instead_of_weights_named(offline_hub, fake_drive, tmp_path, monkeypatch, page, named):
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)
     (tmp_path / 'page.html').write_bytes(page)
-    fake_drive.files[hub.released_weight('fan_t_hybrid_stl.in1k').drive_id] = tmp_path / 'page.html'
+    fake_drive.files[released.released_weight('fan_t_hybrid_stl.in1k').drive_id] = tmp_path / 'page.html'
     with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(TOKEN, pretrained=True)
     message = str(info.value)
     assert f'Google Drive sent' in message and named in message and 'instead of the weights' in message
     assert 'by hand' in message and 'pretrained_cfg_overlay=dict(file=PATH)' in message
-    assert not list(hub.authors_cache_dir().glob('*.safetensors'))  # nothing cached, no partial file left
+    assert not list(drive.authors_cache_dir().glob('*.safetensors'))  # nothing cached, no partial file left
 
 
 def test_drive_quota_error_from_gdown_named(offline_hub, fake_drive, monkeypatch):
     import gdown
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)
 
     def quota(**kwargs):
         raise gdown.exceptions.FileURLRetrievalError('Cannot retrieve the public link of the file. You may need to '
@@ -426,18 +493,18 @@ def test_missing_file():
         timm.create_model(VIT, pretrained=True, pretrained_cfg_overlay=dict(file='nowhere.pth'))
 
 
-def test_load_weights_file_gives_the_messages_of_file_overlay(tmp_path):
+def test_load_checkpoint_gives_the_messages_of_file_overlay(tmp_path):
     """ What token-label teachers and `eval --checkpoint` use for an already built model. """
     model = random_model(HYBRID)
     wrong = save_official(random_model(VIT), tmp_path / 'vit.pth.tar')
     with pytest.raises(WeightsMismatchError, match='The checkpoint fits: fan_tiny_12_p16_224.'):
-        hub.load_weights_file(model, wrong)
+        checkpoint.load_checkpoint(model, wrong)
     cut = save_official(random_model(HYBRID), tmp_path / 'cut.pth.tar')
     cut.write_bytes(cut.read_bytes()[:1000])
     with pytest.raises(PretrainedWeightsError, match='truncated or corrupt'):
-        hub.load_weights_file(model, cut)
+        checkpoint.load_checkpoint(model, cut)
     with pytest.raises(PretrainedWeightsError, match='missing.pth does not exist'):
-        hub.load_weights_file(model, tmp_path / 'missing.pth')
+        checkpoint.load_checkpoint(model, tmp_path / 'missing.pth')
     source = random_model(HYBRID)
-    hub.load_weights_file(model, save_official(source, tmp_path / 'ok.pth.tar'))
+    checkpoint.load_checkpoint(model, save_official(source, tmp_path / 'ok.pth.tar'))
     torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)

@@ -24,24 +24,19 @@ import timm
 from timm.models import get_pretrained_cfg, is_model, save_for_hf
 from timm.models._hub import generate_readme
 
-from fan_stl.hub import (
-    HUB_WEIGHTS_FILE,
-    RELEASED_WEIGHTS,
-    PretrainedWeightsError,
-    ReleasedWeight,
-    authors_cache_dir,
-    filter_and_check,
-    released_weight,
-)
 from fan_stl.models.fan import checkpoint_filter_fn
-from fan_stl.weight_files import read_checkpoint, sha256_of
+
+from .checkpoint import filter_and_check
+from .drive import authors_cache_dir
+from .files import PretrainedWeightsError, read_checkpoint, sha256_of
+from .released import RELEASED_WEIGHTS, ReleasedWeight, released_tags, released_weight
+from .sources import HUB_WEIGHTS_FILE, url_cached_file
 
 __all__ = [
-    'ConversionError', 'ConversionResult', 'load_checkpoint_file', 'write_weights_folder', 'convert_checkpoint',
+    'ConversionError', 'ConversionResult', 'write_weights_folder', 'convert_checkpoint',
     'convert_state_dict', 'released_file', 'known_release_hashes', 'push_to_hub',
 ]
 
-load_checkpoint_file = read_checkpoint  # the safe reader, under the name this module always exported
 CARD_FILE = 'README.md'
 WRITTEN_FILES = (HUB_WEIGHTS_FILE, 'config.json', CARD_FILE)
 # Keys of a registered cfg that describe the authors' release, not weights trained or fine-tuned by someone else.
@@ -276,7 +271,7 @@ def known_release_hashes(weight: ReleasedWeight) -> Dict[str, str]:
     for path in authors_cache_dir().glob(pattern) if pattern else ():
         known[path.name.rsplit('.sha256-', 1)[1].split('.')[0]] = str(path)
     if weight.direct_url:
-        cached = Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(weight.direct_url)
+        cached = url_cached_file(weight.direct_url)
         if cached.is_file():
             known[sha256_of(cached)] = str(cached)
     return known
@@ -382,8 +377,9 @@ def convert_checkpoint(
 
     Args:
         checkpoint: Official FAN / STL checkpoint (flat or training dict), a fine-tuned one, or a safetensors file.
-        model_name: Registered architecture (a `.tag` suffix is ignored: only the sha256 or `released_tag` make the
-            weights count as the authors' release).
+        model_name: Registered architecture, optionally with one of its release tags (an unknown tag is refused;
+            a known one does not make the weights count as the authors' release: only the sha256 or `released_tag`
+            do).
         out_dir: Folder to write `model.safetensors`, `config.json` and `README.md` into (new or empty unless
             `overwrite`).
         use_ema: Convert the EMA weights when the checkpoint holds both.
@@ -398,7 +394,11 @@ def convert_checkpoint(
     The card claims the authors' weights only when the file's sha256 matches a released file known on this machine
     (or `released_tag` is given and verified); any other file gets a neutral card and config.json.
     """
-    arch = model_name.split('.')[0]
+    arch, _, tag = model_name.partition('.')
+    if tag and tag not in released_tags(arch):
+        known = ', '.join(f'{arch}.{t}' for t in released_tags(arch)) or f'none (use {arch} without a tag)'
+        raise ConversionError(f"Unknown release tag '{tag}' in --model {model_name}. Release tags of {arch}: "
+                              f'{known}. The tag only names the architecture; --released TAG claims a release.')
     state_dict, picked = read_checkpoint(checkpoint, use_ema=use_ema)
     sha256 = sha256_of(checkpoint)
     release = released_file(arch, sha256, released_tag)

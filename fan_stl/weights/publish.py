@@ -1,11 +1,13 @@
 """Publish the authors' released weights as `fan-stl/<architecture>.<tag>` Hub repos (for maintainers).
 
 For each released weight: fetch the original from the authors' source (GitHub release URL, or Google Drive through
-the converted cache of `fan_stl.hub`), record its sha256, convert and verify it (strict load, finite sanity forward,
-bit-identical reload, parameter count of the written file equal to the card's), optionally measure its ImageNet top-1
-with the model's own eval transform next to the reported number, write the card with the authors' numbers and
-licence, and push exactly the files written. A repo whose card already records the same original sha256 is skipped,
-so an interrupted run simply resumes. Once a repo exists, `pretrained=True` uses it by itself (`fan_stl.hub`).
+the converted and sha256-checked cache of `fan_stl.weights.drive`), record its sha256, convert and verify it (strict
+load, finite sanity forward, bit-identical reload, parameter count of the written file equal to the card's),
+optionally measure its ImageNet top-1 with the model's own eval transform next to the reported number, write the
+card with the authors' numbers and licence, and push exactly the files written. A repo whose card already records
+the same original sha256 is skipped, so an interrupted run simply resumes. Once a repo exists, `pretrained=True`
+uses it by itself (`fan_stl.weights.sources`). Arguments are checked (`check_verify_folder`) before anything is
+fetched.
 """
 import fnmatch
 import math
@@ -20,18 +22,15 @@ from safetensors import safe_open
 
 import timm
 
-from fan_stl.convert import (
-    CARD_FILE,
-    HUB_WEIGHTS_FILE,
-    ConversionError,
-    ConversionResult,
-    convert_state_dict,
-    push_to_hub,
-)
-from fan_stl.hub import RELEASED_WEIGHTS, ReleasedWeight, fetch_authors_copy
-from fan_stl.weight_files import read_checkpoint, read_safetensors_metadata, sha256_of
+from .convert import CARD_FILE, HUB_WEIGHTS_FILE, ConversionError, ConversionResult, convert_state_dict, push_to_hub
+from .drive import fetch_authors_copy
+from .files import read_checkpoint, read_safetensors_metadata, sha256_of
+from .network import offline, offline_switch
+from .released import RELEASED_WEIGHTS, ReleasedWeight
+from .sources import url_cached_file
 
-__all__ = ['PublishRecord', 'select_weights', 'fetch_original', 'publish_weight', 'published_sha256']
+__all__ = ['PublishRecord', 'select_weights', 'check_verify_folder', 'fetch_original', 'publish_weight',
+           'published_sha256']
 
 _CARD_SHA = re.compile(r'Original file sha256:\*\* ([0-9a-f]{64})')
 
@@ -65,13 +64,27 @@ def select_weights(only: Optional[str] = None) -> List[ReleasedWeight]:
     return chosen
 
 
+def check_verify_folder(verify_imagenet: Optional[Path]) -> None:
+    """ Refuse a `--verify-imagenet` folder that does not exist, before any download or conversion. """
+    if verify_imagenet is not None and not Path(verify_imagenet).is_dir():
+        raise ConversionError(f'--verify-imagenet {verify_imagenet}: no such folder. Give the ImageNet val '
+                              'ImageFolder (1000 class folders), or drop --verify-imagenet.')
+
+
 def fetch_original(weight: ReleasedWeight) -> Tuple[Path, str]:
-    """ A readable copy of the authors' file and the sha256 of the original as the authors publish it. """
+    """ A readable copy of the authors' file and the sha256 of the original as the authors publish it.
+
+    A converted Drive copy is checked against its sha256 record first (`fetch_authors_copy`): a copy changed after
+    it was written is refused, never published.
+    """
     if weight.drive_id:
         path = fetch_authors_copy(weight)  # converted once; named and tagged with the original's sha256
         return path, read_safetensors_metadata(path)['sha256']
-    path = Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(weight.direct_url)
+    path = url_cached_file(weight.direct_url)
     if not path.is_file():
+        if offline():
+            raise ConversionError(f"{weight.name}: the authors' file is not cached ({path}) and {offline_switch()} "
+                                  f'forbids downloading {weight.direct_url}. Unset it while online.')
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(weight.direct_url, str(path), progress=True)  # temp file, then moved
     return path, sha256_of(path)
@@ -131,6 +144,7 @@ def publish_weight(
         sanity_size: Optional[int] = None,
 ) -> PublishRecord:
     """ Fetch, convert, verify, write and (unless `dry_run`) push one released weight; see the module docstring. """
+    check_verify_folder(verify_imagenet)
     path, sha256 = fetch_original(weight)
     if not dry_run and published_sha256(weight.hub_repo) == sha256:
         return PublishRecord(weight, 'up to date', sha256)

@@ -12,13 +12,13 @@ from huggingface_hub import constants as hf_constants
 
 import timm
 
-from fan_stl import hub
+from fan_stl.weights import released, sources
 from fan_stl.cli import main
-from fan_stl.convert import ConversionError, convert_checkpoint, load_checkpoint_file, push_to_hub
-from fan_stl.hub import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError
+from fan_stl.weights.convert import ConversionError, convert_checkpoint, push_to_hub
+from fan_stl.weights.files import PretrainedWeightsError, UnsafeCheckpointError, WeightsMismatchError, read_checkpoint
 
-from .weights_helpers import (  # noqa: F401
-    add_to_hf_cache, fake_drive, logits, offline_hub, random_model, save_official, unsafe_pickle)
+from .helpers import (  # noqa: F401
+    add_to_hf_cache, fake_drive, logits, not_published, offline_hub, random_model, save_official, unsafe_pickle)
 
 
 class NotATensor:
@@ -47,8 +47,8 @@ def test_round_trip_official_checkpoint_to_hub_cache(offline_hub, tmp_path, caps
 def _cache_release(fake_drive, monkeypatch, path):
     """ Load `path` as the authors' Drive file of fan_t_hybrid_stl.in1k once: its sha256 is then known here. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
-    monkeypatch.setattr(hub, '_hub_holds_weights', lambda repo_id, revision: False)
-    fake_drive.files[hub.released_weight('fan_t_hybrid_stl.in1k').drive_id] = path
+    monkeypatch.setattr(sources, 'download_from_hub', not_published)
+    fake_drive.files[released.released_weight('fan_t_hybrid_stl.in1k').drive_id] = path
     timm.create_model('fan_t_hybrid_stl', pretrained=True)
 
 
@@ -101,7 +101,7 @@ def test_fine_tuned_checkpoint_num_classes_and_img_size_round_trip(tmp_path, cap
     path = save_official(source, tmp_path / 'tuned.pth.tar')
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(tmp_path / 'no')]) == 1
     err = capsys.readouterr().err
-    assert err.count('\nerror') == 0 and 'fan_tiny_12_p16_224 (--num-classes 5)' in err
+    assert err.count('\nerror') == 0 and 'has a 5-class head' in err and 'pass --num-classes 5.' in err
     out = tmp_path / 'tuned'
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(out),
                  '--num-classes', '5', '--img-size', '64']) == 0
@@ -163,25 +163,25 @@ def test_push_uploads_only_the_files_convert_wrote(tmp_path, monkeypatch, capsys
 def test_ema_preferred_and_no_ema_flag(tmp_path):
     source = random_model('fan_tiny_12_p16_224')
     path = save_official(source, tmp_path / 'w.pth.tar')
-    ema, picked = load_checkpoint_file(path)
+    ema, picked = read_checkpoint(path)
     assert picked == 'state_dict_ema' and torch.equal(ema['blocks.0.attn.q.weight'], source.blocks[0].attn.q.weight)
-    raw, picked = load_checkpoint_file(path, use_ema=False)
+    raw, picked = read_checkpoint(path, use_ema=False)
     assert picked == 'state_dict' and 'module.blocks.0.attn.q.weight' in raw
     torch.save({'state_dict_ema': source.state_dict()}, tmp_path / 'ema_only.pth')
     with pytest.raises(PretrainedWeightsError, match='only state_dict_ema.*drop --no-ema'):
-        load_checkpoint_file(tmp_path / 'ema_only.pth', use_ema=False)
+        read_checkpoint(tmp_path / 'ema_only.pth', use_ema=False)
 
 
 def test_refuses_pickled_code(tmp_path):
     torch.save({'state_dict': collections.OrderedDict(w=torch.zeros(1)), 'extra': NotATensor()}, tmp_path / 'x.pth')
     with pytest.raises(UnsafeCheckpointError, match='holds code / unsupported global .*NotATensor; not executed'):
-        load_checkpoint_file(tmp_path / 'x.pth')
+        read_checkpoint(tmp_path / 'x.pth')
 
 
 def test_pickle_that_runs_code_is_refused_not_run(tmp_path, capsys):
     path, marker = unsafe_pickle(tmp_path)
     with pytest.raises(UnsafeCheckpointError) as info:
-        load_checkpoint_file(path)
+        read_checkpoint(path)
     assert 'holds code / unsupported global' in str(info.value) and 'system' in str(info.value)
     assert 'truncated' not in str(info.value) and 'not executed' in str(info.value)
     assert main(['convert', str(path), '--model', 'fan_tiny_12_p16_224', '--out', str(tmp_path / 'o')]) == 1
@@ -197,7 +197,7 @@ def test_pickle_that_runs_code_is_refused_not_run(tmp_path, capsys):
 def test_content_that_is_not_finite_weights(tmp_path, content, match):
     torch.save(content, tmp_path / 'w.pth')
     with pytest.raises(PretrainedWeightsError, match=match):
-        load_checkpoint_file(tmp_path / 'w.pth')
+        read_checkpoint(tmp_path / 'w.pth')
 
 
 @pytest.mark.parametrize('content, match', [
@@ -209,7 +209,7 @@ def test_missing_or_corrupt_checkpoint(tmp_path, content, match):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(PretrainedWeightsError, match=match):
-        load_checkpoint_file(path)
+        read_checkpoint(path)
 
 
 def test_wrong_architecture_lists_keys_and_suggests(tmp_path, capsys):
@@ -246,7 +246,7 @@ def test_push_without_network_keeps_output(offline_hub, tmp_path, capsys, monkey
 
 def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
     """ A reduced 3-class model trained at 32 px: config.json and the `local-dir:` round trip use 32 px. """
-    from fan_stl.convert import write_weights_folder
+    from fan_stl.weights.convert import write_weights_folder
     source = random_model('fan_t_hybrid_stl', num_classes=3, depth=1, stem_depths=(1, 1))
     out = tmp_path / 'demo-weights'
     files = write_weights_folder(source, out, input_size=32, label_names=['circle', 'square', 'star'],
@@ -262,3 +262,15 @@ def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
     torch.testing.assert_close(logits(model), logits(source), rtol=0, atol=0)
     with pytest.raises(ConversionError, match='2 class names for a model with 3 classes'):
         write_weights_folder(source, tmp_path / 'bad', label_names=['a', 'b'])
+
+
+def test_unknown_release_tag_is_refused_with_the_known_ones(tmp_path, capsys):
+    """ #18: `--model fan_tiny_8_p4_hybrid.foo` converted and dropped the tag without a word. """
+    path = save_official(random_model('fan_tiny_8_p4_hybrid'), tmp_path / 'w.pth.tar')
+    out = tmp_path / 'out'
+    assert main(['convert', str(path), '--model', 'fan_tiny_8_p4_hybrid.foo', '--out', str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Unknown release tag 'foo'" in err and 'fan_tiny_8_p4_hybrid.in1k' in err
+    assert not out.exists()
+    assert main(['convert', str(path), '--model', 'fan_tiny_8_p4_hybrid.in1k', '--out', str(out), '--img-size',
+                 '64']) == 0  # a tag of its own is accepted

@@ -1,12 +1,14 @@
 """Helpers for the offline weight-loading tests: official-format checkpoints and a fake Hugging Face cache."""
 import argparse
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import RepositoryNotFoundError
 
 import timm
 
@@ -71,6 +73,12 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     torch_home = tmp_path / 'torch_hub'
     monkeypatch.setattr(torch.hub, '_hub_dir', str(torch_home))
     return cache
+
+
+def not_published(repo: str, cache_dir=None):
+    """ Stands in for `sources.download_from_hub` while no Hub copy is published: the repo does not exist. """
+    response = SimpleNamespace(headers={}, request=None, status_code=404)  # what the error reads of an HTTP answer
+    raise RepositoryNotFoundError(f'{repo} not found', response=response)
 
 
 class FakeDrive:
