@@ -15,17 +15,17 @@ refused, never loaded or published silently.
 """
 import argparse
 import hashlib
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from ..utils.atomic import atomic_path, write_text_atomic
 
 __all__ = [
     'PretrainedWeightsError', 'WeightsMismatchError', 'UnsafeCheckpointError', 'SAFE_CHECKPOINT_GLOBALS',
@@ -190,26 +190,14 @@ def sha256_of(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> Path:
-    """ `write(temp_path)` into a temp file in `path`'s folder, then `os.replace` it: never a partial file. """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def save_safetensors_atomic(
         state_dict: Mapping[str, torch.Tensor], path: Union[str, Path], metadata: Optional[Dict[str, str]] = None,
 ) -> Path:
     """ Write `state_dict` to `path` via a temp file in the same folder and `os.replace`: never a partial file. """
     tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}  # no shared storage (q/k/v views)
-    return _write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 SHA256_SUFFIX = '.sha256'  # the record of a kept file's own sha256: `<file>.sha256`, one hex line
@@ -218,7 +206,7 @@ SHA256_SUFFIX = '.sha256'  # the record of a kept file's own sha256: `<file>.sha
 def record_sha256(path: Union[str, Path], digest: Optional[str] = None) -> str:
     """ Write `digest` (default: the sha256 of `path`) into `<path>.sha256`, atomically, and return it. """
     digest = digest or sha256_of(path)
-    _write_atomic(Path(f'{path}{SHA256_SUFFIX}'), lambda tmp: Path(tmp).write_text(digest + '\n'))
+    write_text_atomic(Path(f'{path}{SHA256_SUFFIX}'), digest + '\n')
     return digest
 
 
