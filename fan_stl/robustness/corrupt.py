@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ..utils.atomic import TEMP_GLOB, write_bytes_atomic, write_json_atomic
 from ..utils.extras import install_hint
+from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 from .images import file_list_fingerprint, list_images, read_rgb
 from .layouts import list_classes
@@ -205,6 +206,7 @@ def _merge_manifest(dst: Path, wanted: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
+@locks_output_folder('dst')
 def corrupt_folder(
         src: Path,
         dst: Path,

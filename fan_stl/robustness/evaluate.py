@@ -34,6 +34,7 @@ from .metrics import (
 )
 from ..utils.amp import amp_dtype, amp_name
 from ..utils.atomic import write_json_atomic
+from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 
 RESULTS_FORMAT = 2  # 1: fan_stl <= 0.1.0 files, which named the model by its checkpoint path only
@@ -375,6 +376,7 @@ def _check_section(results: Dict[str, Any], key: str, expected: Dict[str, Any], 
             f'{path} holds {key} results for {stored}, not {expected}; {FIX}.')
 
 
+@locks_output_folder('results_path', parent=True)
 def evaluate_robustness(
         model: torch.nn.Module,
         name: str,

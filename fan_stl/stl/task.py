@@ -104,7 +104,8 @@ class STLTask(ClassificationTask):
         tokens = None
         if self.labeler is not None:
             teacher_images, input = split_views(input)
-            tokens = self.labeler(teacher_images)
+            tokens = self.labeler(teacher_images).check_grid(
+                (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))  # by position, not count
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)

@@ -110,14 +110,16 @@ class TeacherTokenLabeler:
             _, token_logits = self.teacher.forward_dense(images)
         logits = token_logits.float() / self.temperature
         num_classes = logits.shape[-1]
+        stride = getattr(self.teacher, 'token_stride', TOKEN_STRIDE)
+        common = dict(smoothing=self.smoothing, grid=(images.shape[-2] // stride, images.shape[-1] // stride))
         if self.mode == 'soft':
-            return TokenTargets(num_classes, probs=logits.softmax(-1), smoothing=self.smoothing)
+            return TokenTargets(num_classes, probs=logits.softmax(-1), **common)
         if self.mode == 'topk':
             values, indices = logits.topk(min(self.topk, num_classes), dim=-1)
-            return TokenTargets(num_classes, indices=indices, weights=values.softmax(-1), smoothing=self.smoothing)
+            return TokenTargets(num_classes, indices=indices, weights=values.softmax(-1), **common)
         if self.mode == 'gumbel':
             logits = logits + self._gumbel_noise(logits)
-        return TokenTargets(num_classes, indices=logits.argmax(-1), smoothing=self.smoothing)
+        return TokenTargets(num_classes, indices=logits.argmax(-1), **common)
 
 
 def load_teacher(
