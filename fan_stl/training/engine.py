@@ -46,6 +46,7 @@ from ..stl.config import STLConfig
 from ..stl.data import STLData, build_data
 from ..stl.eval_rule import scored_with
 from ..stl.task import build_task
+from ..utils.amp import amp_dtype, amp_name
 from ..utils.lock import output_lock
 from .checkpoints import AtomicCheckpointSaver, read_resume_checkpoint, restore_training_state
 from .data_checks import check_image_folders, check_run_lengths
@@ -129,7 +130,7 @@ class TrainResult:
 def _autocast(enabled: bool, dtype: str, device: torch.device) -> Callable[[], ContextManager]:
     if not enabled:
         return nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+    return lambda: torch.autocast(device_type=device.type, dtype=amp_dtype(dtype))
 
 
 def _dataset(cfg: TrainConfig, split: str, per_class: Optional[int], is_training: bool):
@@ -212,7 +213,7 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
     device, dist_args = _setup_device(cfg)
     rank = dist_args.rank
     use_amp = device.type == 'cuda' if cfg.amp is None else cfg.amp
-    scaled = use_amp and cfg.amp_dtype == 'float16'
+    scaled = use_amp and amp_name(cfg.amp_dtype) == 'float16'  # fp16 needs the grad scaler; bf16 does not
     checkpoint = read_resume_checkpoint(cfg.resume, NativeScaler.state_dict_key if scaled else None,
                                         ema=bool(cfg.ema_decay)) if cfg.resume else None
     with output_lock(cfg.output_dir) if cfg.output_dir and rank == 0 else nullcontext():
