@@ -108,3 +108,17 @@ def normalised_means(perturbations: Dict[str, Dict[str, float]], baseline: Dict[
             ratios.append(values[metric] / baseline[name][metric])
         out[key] = 100 * sum(ratios) / len(ratios)
     return out
+
+
+def apply_baseline(results: Dict, baseline_results: Dict) -> None:
+    """ Store mFR / mT5D relative to `baseline_results`' ImageNet-P numbers in `results['imagenet_p']['summary']`
+    (a note instead when the baseline lacks some perturbation). """
+    section, reference = results.get('imagenet_p'), baseline_results.get('imagenet_p')
+    if not section or not reference:
+        return
+    summary = section.setdefault('summary', {})
+    try:
+        summary.update(normalised_means(section['perturbations'], reference['perturbations']),
+                       baseline=baseline_results['model'])
+    except ValueError as e:
+        summary['note'] = str(e)
