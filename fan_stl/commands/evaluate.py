@@ -143,6 +143,8 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     if args.corrupt_on_the_fly:
         on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format)
     extra = _evalsets.extra_sets(args)
+    if extra is not None:
+        extra.check(args.data, args.imagenet_c)  # every folder, label file and subset list before any model
     labels = unique_labels(args.models, checkpoints, args.pretrained)
     baseline_index = _order_and_baseline(args, labels)
     results: List[Dict[str, Any]] = []

@@ -48,8 +48,7 @@ def plot_occlusion(results_list: Sequence[Mapping[str, Any]], path: Path) -> Pat
     for r in results_list:
         summary = r.get('occlusion', {}).get('summary')
         if summary:
-            points = sorted((float(k), v) for k, v in summary['accuracy'].items())
-            ax.plot([100 * p[0] for p in points], [p[1] for p in points], marker='o',
+            ax.plot([100 * r for r in summary['ratios']], summary['accuracy'], marker='o',
                     label=f'{r["model"]} (area {summary["area"]:.1f})')
     ax.set_xlabel('patches dropped (%)')
     ax.set_ylabel('top-1 accuracy (%)')

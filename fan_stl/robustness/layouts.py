@@ -84,7 +84,9 @@ def discover_imagenet_c(root: Path, corruptions: Optional[Sequence[str]] = None)
     known = [n for n in names if family_of_name(n) is not None]
     every_name = [c for f in FAMILIES.values() for c in f.names]
     near_misses = [n for n in names if difflib.get_close_matches(n.lower(), every_name, n=1, cutoff=0.6)]
-    if not known and not near_misses and all(_has_image(root / n) for n in names[:3]):
+    severity_names = {str(v) for v in SEVERITIES}
+    graded = any(set(_subfolders(root / n)) & severity_names for n in names[:3])
+    if not known and not near_misses and not graded and all(_has_image(root / n) for n in names[:3]):
         raise LayoutError(
             f'{root} looks like a plain ImageFolder (<root>/<class>/<image>), not ImageNet-C ({IMAGENET_C_LAYOUT}). '
             f'Make its corrupted copy with `python -m fan_stl corrupt {root} <dst>`, or evaluate it as clean data.')

@@ -129,8 +129,9 @@ def _occlusion(model, results, extra: ExtraSets, clean: Path, settings, save, pa
     for ratio in occlusion.check_ratios(extra.occlusion):
         _run_set(model, section['cells'], f'{ratio:.2f}', clean, samples, settings, save, path, classes=classes,
                  post_transform=occlusion.PatchDrop(ratio, extra.occlusion_seed))
-    curve = {float(r): cell['top1'] for r, cell in section['cells'].items()}
-    section['summary'] = {'accuracy': curve, 'area': occlusion.area_under_curve(curve)}
+    curve = dict(sorted((float(r), cell['top1']) for r, cell in section['cells'].items()))
+    section['summary'] = {'ratios': list(curve), 'accuracy': list(curve.values()),
+                          'area': occlusion.area_under_curve(curve)}
     save()
 
 

@@ -39,7 +39,7 @@ def test_accuracy_curve_and_area_by_hand(tmp_path):
                                   extra=ExtraSets(occlusion=[0, 0.25, 0.5, 0.75]))
     # 32 px input = 4 patches; 0 or 1 dropped: only the 3 'b' images right; 2 or 3 dropped: only 'a'
     summary = results['occlusion']['summary']
-    assert summary['accuracy'] == {0.0: 75.0, 0.25: 75.0, 0.5: 25.0, 0.75: 25.0}
+    assert summary['ratios'] == [0.0, 0.25, 0.5, 0.75] and summary['accuracy'] == [75.0, 75.0, 25.0, 25.0]
     assert summary['area'] == pytest.approx((0.25 * 75 + 0.25 * 50 + 0.25 * 25) / 0.75)
     assert area_under_curve({0.0: 80.0}) == 80.0
     with pytest.raises(ValueError, match=r'distinct values in \[0, 1\)'):
