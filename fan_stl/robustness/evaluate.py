@@ -416,7 +416,7 @@ def evaluate_robustness(
         source: Optional[Dict[str, Any]] = None,
         on_the_fly: Optional[OnTheFlySpec] = None,
         overwrite: bool = False,
-        extra: Optional['ExtraSets'] = None,  # noqa: F821 (sets.ExtraSets, imported where used)
+        extra: Optional[Any] = None,
 ) -> Dict[str, Any]:
     """ Evaluate `model` on the given datasets, resuming from and saving to `results_path` (JSON).
 
@@ -484,8 +484,7 @@ def evaluate_robustness(
         evaluate_corruptions_on_the_fly(model, root, on_the_fly, settings, section['cells'], lambda _: save(),
                                         results_path)
     if extra is not None:
-        from .sets import run_extra_sets  # sets builds on this module
-        run_extra_sets(model, results, extra, settings, clean, save, results_path)
+        extra.run(model, results, settings, clean, save, results_path)
     if baseline is None and 'imagenet_c' in results and results['imagenet_c'].get('not_imagenet_c') is None:
         baseline = ALEXNET
     summarize_results(results, baseline)

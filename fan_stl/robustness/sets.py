@@ -67,6 +67,11 @@ class ExtraSets:
         if self.imagenet_p is not None:
             imagenet_p.list_sequences(self.imagenet_p)
 
+    def run(self, model: torch.nn.Module, results: Dict[str, Any], settings: EvalSettings, clean: Optional[Path],
+            save: Callable[[], None], path: Path) -> Dict[str, Any]:
+        """ Evaluate the sets into `results` (`run_extra_sets`); `evaluate_robustness` calls this. """
+        return run_extra_sets(model, results, self, settings, clean, save, path)
+
     @property
     def real_labels_path(self) -> Path:
         return Path(self.real_labels) if self.real_labels is not None else shift_sets.default_real_labels()
