@@ -122,7 +122,7 @@ def v2_samples(root: Path) -> Samples:
 IDENTITY_MAP = LabelMap('class folders numbered by ImageNet-1k index = model outputs')
 
 
-# --- ImageNet-Sketch and the 200-class clean baselines -----------------------------------------------------------------
+# --- ImageNet-Sketch and the 200-class clean baselines ---------------------------------------------------------------
 
 def sketch_classes(root: Path) -> List[str]:
     return _imagenet_wnid_folders(Path(root), 'ImageNet-Sketch folder')

@@ -48,7 +48,7 @@ def test_bad_input_is_one_error_before_any_model(tmp_path, capsys, monkeypatch):
 def test_reports_csv_charts_and_model_info(tmp_path, capsys):
     pytest.importorskip('matplotlib')
     val = make_folder(tmp_path / 'val', {f'{WNIDS[0]}/ILSVRC2012_val_00000001.png': 'red',
-                                         f'n01498041/ILSVRC2012_val_00000002.png': 'green'})
+                                         'n01498041/ILSVRC2012_val_00000002.png': 'green'})
     ids = tmp_path / 'ids.txt'
     ids.write_text(f'{WNIDS[0]}/ILSVRC2012_val_00000001.JPEG\nn01498041/ILSVRC2012_val_00000002.JPEG\n')
     cue = make_folder(tmp_path / 'cue', {'cat/cat1-dog1.png': 'red', 'dog/dog1-cat1.png': 'blue'})

@@ -9,7 +9,8 @@ from fan_stl.robustness.sets import ExtraSets
 
 from .evalsets_helpers import SETTINGS, ColourModel1k, make_folder
 
-WORDS = {'airplane': 'airliner', 'bear': 'bear', 'bicycle': 'bicycle|bike', 'boat': 'boat|canoe|yawl', 'bottle': 'bottle|jug',
+WORDS = {'airplane': 'airliner', 'bear': 'bear', 'bicycle': 'bicycle|bike', 'boat': 'boat|canoe|yawl',
+         'bottle': 'bottle|jug',
          'car': 'car|wagon|convertible', 'cat': 'cat|cougar', 'chair': 'chair', 'clock': 'clock',
          'elephant': 'elephant', 'keyboard': 'keyboard', 'knife': 'cleaver', 'oven': 'rotisserie',
          'truck': 'truck|engine|van|pickup|wrecker|minivan'}
@@ -48,7 +49,8 @@ def test_shape_bias_by_hand(tmp_path):
 
 
 @pytest.mark.parametrize('name, message', [
-    ('cat/picture.png', 'do not parse'), ('cat/dog1-cat1.png', 'do not parse'), ('cat/cat1-unicorn1.png', 'do not parse'),
+    ('cat/picture.png', 'do not parse'), ('cat/dog1-cat1.png', 'do not parse'),
+    ('cat/cat1-unicorn1.png', 'do not parse'),
     ('cats/cat1-dog1.png', 'one folder per category')])
 def test_bad_stimuli_names_are_refused_before_the_model_runs(tmp_path, name, message):
     root = make_folder(tmp_path / 'cue', {name: 'red'})

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fan_stl.robustness.class_maps import imagenet1k_wnids
-from fan_stl.robustness.evaluate import evaluate_robustness
+from fan_stl.robustness.evaluate import ResultsMismatchError, evaluate_robustness
 from fan_stl.robustness.layouts import LayoutError
 from fan_stl.robustness.sets import ExtraSets
 
@@ -79,3 +79,15 @@ def test_clean_200_class_baselines_mask_the_logits(tmp_path):
     for key in ('imagenet_a_clean', 'imagenet_r_clean'):
         assert results[key]['num_images'] == 2 and results[key]['top1'] == pytest.approx(50.0)
     assert results['clean']['top1'] == pytest.approx(200 / 3)  # unmasked: tench (blue -> logit 0) now counts
+
+
+def test_finished_sets_resume_and_changed_files_are_refused(tmp_path):
+    root = make_folder(tmp_path / 'imagenetv2-top-images-format-val', {'0/a.jpeg': 'red', '1/b.jpeg': 'green'})
+    sketch = make_folder(tmp_path / 'sketch', {f'{TENCH}/a.JPEG': 'red'})
+    first = _run(tmp_path, ColourModel1k(), imagenet_v2=[root], sketch=sketch)
+    model = ColourModel1k()
+    again = _run(tmp_path, model, imagenet_v2=[root], sketch=sketch)
+    assert model.calls == 0 and again['imagenetv2_top_images'] == first['imagenetv2_top_images']
+    make_folder(root, {'2/c.jpeg': 'blue'})
+    with pytest.raises(ResultsMismatchError, match='imagenetv2_top_images results for other files'):
+        _run(tmp_path, ColourModel1k(), imagenet_v2=[root])
