@@ -434,7 +434,7 @@ def evaluate_robustness(
         raise ValueError('on-the-fly corruptions are made from the clean folder: give `clean` and no `imagenet_c`')
     protocol = extra.protocol if extra is not None else None
     if extra is not None:
-        extra.check(clean)
+        extra.check(clean, imagenet_c)
     identity = _identity(model, name, settings, source)
     results = _stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity}
     results['param_count'] = sum(p.numel() for p in model.parameters())

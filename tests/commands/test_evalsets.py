@@ -35,6 +35,7 @@ def test_bad_input_is_one_error_before_any_model(tmp_path, capsys, monkeypatch):
         (['--cue-conflict', str(cue)], 'do not parse'),
         (['--real', str(val), '--real-labels', str(labels)], 'does not fit the dataset'),
         (['--data', str(val), '--subset-list', str(ids)], 'belong to --protocol robustbench'),
+        (['--imagenet-c', str(mixed), '--protocol', 'robustbench', '--alexnet-normalise'], 'do not normalise'),
     ]
     def refuse(*args, **kwargs):
         raise AssertionError('a model was built before the input was checked')
