@@ -49,6 +49,9 @@ def extra_sets(args: argparse.Namespace) -> Optional[Any]:
 
     if args.protocol == 'standard' and (args.subset_list or args.allow_missing):
         raise ValueError('--subset-list and --allow-missing belong to --protocol robustbench')
+    if args.protocol == 'robustbench' and args.corrupt_on_the_fly:
+        raise ValueError('--protocol robustbench scores the released ImageNet-C / -3DCC files: give --imagenet-c DIR '
+                         '(and --corruption-set DIR), not --corrupt-on-the-fly')
     if args.protocol == 'robustbench' and args.alexnet_normalise:
         raise ValueError('--alexnet-normalise applies AlexNet\'s full ImageNet-C errors, which do not normalise '
                          'RobustBench\'s 5,000-image subset; pass --baseline with AlexNet results on the subset')

@@ -26,14 +26,14 @@ from tqdm import tqdm
 from .class_maps import LabelMap, dataset_label_map, imagenet1k_wnids, imagenet_subset_label_map
 from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption
 from .dataset import FATAL, ScoredImages
-from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
 from .families import FAMILIES, IMAGENET_C, summarize_family
+from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
 from .layouts import ImageNetCLayout, discover_imagenet_c, list_classes
-from .robustbench import SubsetProtocol
 from .metrics import (
     ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, corruption_errors,
     missing_cells, summarize_corruptions, topk_correct,
 )
+from .robustbench import SubsetProtocol
 from ..utils.amp import amp_dtype, amp_name
 from ..utils.atomic import write_json_atomic
 from ..utils.run_identity import refuse_other_run
@@ -416,7 +416,7 @@ def evaluate_robustness(
         source: Optional[Dict[str, Any]] = None,
         on_the_fly: Optional[OnTheFlySpec] = None,
         overwrite: bool = False,
-        extra: Optional[Any] = None,
+        extra: Optional[Any] = None,  # sets.ExtraSets (sets builds on this module, so it is not imported here)
 ) -> Dict[str, Any]:
     """ Evaluate `model` on the given datasets, resuming from and saving to `results_path` (JSON).
 
