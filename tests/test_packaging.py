@@ -44,6 +44,8 @@ def test_wheel_installs_alone_and_import_registers_the_models(tmp_path):
     packaged = set(zipfile.ZipFile(wheel).namelist())
     source = {p.relative_to(ROOT).as_posix() for p in (ROOT / 'fan_stl').rglob('*.py')}
     assert source <= packaged, f'missing from the wheel: {sorted(source - packaged)}'
+    data = {p.relative_to(ROOT).as_posix() for p in (ROOT / 'fan_stl' / 'robustness' / 'data').iterdir()}
+    assert data <= packaged, f'package data missing from the wheel: {sorted(data - packaged)}'  # subset list + licence
     assert not any(name.startswith(('tests/', 'benchmarks/')) for name in packaged)
     assert f'fan_stl-{__version__}.dist-info/licenses/LICENSE' in packaged  # the Apache-2.0 text travels with the code
     target = tmp_path / 'site'
