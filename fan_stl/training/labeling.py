@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -78,6 +79,7 @@ class LabelResult:
     index: Dict
     written: List[str]  # shards computed by this rank in this run
     skipped: List[str]  # shards of this rank found finished
+    images_per_second: float = 0.  # this rank's labelling rate over the shards it wrote (teacher loading excluded)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -178,6 +180,7 @@ def label_dataset(cfg: LabelConfig, on_shard: Optional[Callable[[str], None]] = 
     bar = tqdm(total=sum(s[2] for s in mine), initial=sum(s[2] for s in mine if s not in todo), unit='img',
                desc=f'label {out.name}' + (f' (rank 0 of {world_size})' if world_size > 1 else ''),
                disable=not cfg.progress or rank != 0)
+    started = time.perf_counter()
     for number, start, count in todo:
         loader = DataLoader(Subset(dataset, range(start, start + count)), batch_size=cfg.batch_size,
                             num_workers=cfg.workers, pin_memory=device.type == 'cuda')
@@ -196,6 +199,8 @@ def label_dataset(cfg: LabelConfig, on_shard: Optional[Callable[[str], None]] = 
         if on_shard is not None:
             on_shard(name)
     bar.close()
+    if todo:
+        result.images_per_second = sum(s[2] for s in todo) / (time.perf_counter() - started)
     if world_size > 1:
         dist.barrier()
     if rank == 0:
