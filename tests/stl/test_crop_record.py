@@ -85,3 +85,16 @@ def test_mixers_carry_the_record_unmixed():
     images, packed = mixer(torch.rand(2, 3, 32, 32), target)
     rest, found = split_crop_target(packed)
     assert torch.equal(found, crops.float()) and rest.shape == (2, 3 + 2 + 4)
+
+
+def test_prefetcher_collate_carries_the_record():
+    import numpy as np
+    data = build_data(STLConfig(stage='stl', label_source='maps', label_maps='unused'))
+    collate = data.mixer(prefetcher=True, mixup_alpha=1., cutmix_alpha=0., label_smoothing=0.1, num_classes=3)
+    crops = [[0, 0, 0, 64, 96, 64, 96, 0], [1, 8, 8, 32, 32, 64, 96, 1]]
+    batch = [(np.full((3, 32, 32), 10 * i, dtype=np.uint8), torch.tensor([i, MARK, *crop]))
+             for i, crop in enumerate(crops)]
+    images, packed = collate(batch)
+    rest, found = split_crop_target(packed)
+    assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(found, torch.tensor(crops, dtype=torch.float32)) and rest.shape == (2, 3 + 2 + 4)

@@ -106,3 +106,13 @@ def test_label_then_train_with_the_engine_on_real_images(imagenette_root, tmp_pa
         label_maps=str(tmp_path / 'maps'), img_size=64, batch_size=4, epochs=1, cooldown_epochs=0, warmup_epochs=0,
         workers=0, progress=False, ema_decay=0))
     assert len(result.step_losses) == 3 and all(loss == loss and loss > 0 for loss in result.step_losses)
+
+
+def test_storage_of_top5_on_a_14x14_grid_is_a_few_kilobytes(tmp_path):
+    data = image_folder(tmp_path / 'data', per_class=1, classes=5)
+    checkpoint = sharp_checkpoint(tmp_path / 'fan.pth', 'fan_t_hybrid_tl', num_classes=5)
+    index = label_dataset(LabelConfig(str(data), str(checkpoint), str(tmp_path / 'maps'),
+                                      teacher_model='fan_t_hybrid_tl', workers=0, progress=False)).index
+    assert index['settings']['grid'] == [14, 14] and index['settings']['topk'] == 5  # FAN at 224 px
+    per_image = sum(shard['bytes'] for shard in index['shards']) / index['num_images']
+    assert 14 * 14 * 5 * (2 + 2) <= per_image < 4100  # int16 classes + fp16 values, one small header per shard
