@@ -124,6 +124,9 @@ def label_dataset(cfg: LabelConfig, on_shard: Optional[Callable[[str], None]] = 
     """ Write (or finish) the maps folder `cfg.out` (see the module docstring); `on_shard(name)` runs after each shard
     this rank writes. """
     device = torch.device(cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if device.type == 'cuda' and device.index is None:  # under torchrun: this rank's GPU
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+        torch.cuda.set_device(device)
     rank, world_size = _distributed(device)
     dataset = create_dataset('', root=cfg.data_dir, split=cfg.split, is_training=False)
     files, classes, root = dataset_files(dataset)
