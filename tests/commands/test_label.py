@@ -1,4 +1,4 @@
-"""`python -m fan_stl label`: its options, the annotator's teacher messages, and a run printing the storage per image."""
+"""`python -m fan_stl label`: its options, the annotator's teacher messages, a run printing its storage per image."""
 import pytest
 
 from fan_stl.cli import main
