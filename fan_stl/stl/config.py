@@ -60,6 +60,8 @@ class STLConfig:
               'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
                                 choices=lambda: tuple(LABEL_SOURCES))
+    label_maps: Optional[str] = _option(
+        None, 'with --label-source maps: the maps folder written by `python -m fan_stl label` (no --teacher then)')
     cls_weight: float = _option(1.0, 'class-head loss weight')
     dense_weight: float = _option(1.0, 'token-head loss weight')
     token_label_mode: str = _option('gumbel', 'how teacher token logits become targets (gumbel, as the paper)',
@@ -95,7 +97,7 @@ class STLConfig:
             choices = choices() if callable(choices) else choices
             if choices and not f.metadata['method'] and getattr(self, f.name) not in choices:
                 raise ValueError(f'STLConfig.{f.name}={getattr(self, f.name)!r} is not one of {tuple(choices)}.')
-        if self.needs_teacher and self.teacher is None:
+        if self.needs_teacher and self.teacher is None and LABEL_SOURCES[self.label_source].uses_teacher:
             raise ValueError(f'Stage {self.stage} needs a teacher: a stage-1 checkpoint (--teacher '
                              f'path/to/model_best.pth.tar --teacher-model fan_t_hybrid_tl), a pretrained *_tl model '
                              f'name, or a module.')

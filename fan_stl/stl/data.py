@@ -5,8 +5,9 @@
 
 `STLData` makes every data-side decision a stage needs, so the engine, the train.py launcher and an own loop agree:
 
-* `dataset(train_set)`: stage stl wraps the training set in `PairedViewDataset` (a clean teacher view beside the
-  student view); other stages keep it as it is;
+* `dataset(train_set)`: stage stl wraps the training set as its label source says (`PairedViewDataset`, a clean
+  teacher view beside the student view, for the online sources; `CropRecordDataset`, each sample's crop box and
+  flips, for stored label maps); other stages keep it as it is;
 * `re_split`: with the prefetcher, random erasing must spare the teacher split (timm's `re_split=True`);
 * `mixer(prefetcher=..., **timm_mixup_args)`: the config's mixing method (built by its `MIX_METHODS` entry) in
   `STLCollateMixup` (prefetcher: the loader's `collate_fn`) or `STLMixup` (applied to each batch), paired in stage stl;
@@ -24,7 +25,8 @@ from ..models.fan import TOKEN_STRIDE
 from .config import STLConfig
 from .mix_method import MixMethod
 from .mixing import STLCollateMixup, STLMixup, build_mix_method
-from .views import PairedViewDataset, PairedViewLoader
+from .teacher import LABEL_SOURCES
+from .views import PairedViewLoader
 
 __all__ = ['STLData', 'build_data', 'check_steps_per_epoch']
 
@@ -46,7 +48,8 @@ class STLData:
         self.config = config
         self.method = method
         self.token_stride = token_stride
-        self.paired = config.needs_teacher
+        self.source = LABEL_SOURCES[config.label_source] if config.needs_teacher else None
+        self.paired = self.source is not None and self.source.teacher_view
 
     @property
     def re_split(self) -> bool:
@@ -70,8 +73,9 @@ class STLData:
                 f'default).')
 
     def dataset(self, dataset: Dataset) -> Dataset:
-        """ The training set of the stage: paired views in stage stl. """
-        return PairedViewDataset(dataset) if self.paired else dataset
+        """ The training set of the stage: in stage stl, the label source's (paired views for the online sources,
+        the crop record for stored maps). """
+        return dataset if self.source is None else self.source.training_set(dataset, self.config)
 
     def mixer(self, prefetcher: bool = False, **mixup_args: Any) -> Union[STLMixup, STLCollateMixup]:
         """ The stage's mixer with timm's Mixup arguments (`mixup_alpha`, `cutmix_alpha`, `label_smoothing`,

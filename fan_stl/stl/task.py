@@ -16,8 +16,9 @@ config's registries. A `token_mixer` (the method's, e.g. MixToken's) draws a tok
 the model (`model(x, token_mix=...)`; the token targets always follow it, which is LV-ViT's un-mixing of the token
 predictions as one loss). A `relabel` rule (PAL, TransMix) asks the model for its class attention
 (`return_attn=True`) and rewrites `record.lam` before the class loss. Both are explicit forward arguments: no hooks,
-compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl. Combinations that
-cannot work are refused here, with the fix (each method and rule checks the model itself).
+compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl: from the
+teacher view, or (stored label maps, a labeler with `reads_crops`) from the crop record at the target's end.
+Combinations that cannot work are refused here, with the fix (each method and rule checks the model itself).
 
 The label source is held outside the module tree, so the teacher stays out of DDP, EMA, the optimizer and the
 checkpoints (one per rank). `STLTask.steps` counts the steps it ran (the launcher checks it is the task in use).
@@ -34,6 +35,7 @@ from timm.task import ClassificationTask
 from ..models.fan import TOKEN_STRIDE
 from .attention_labels import AttentionRelabel, build_relabel
 from .config import STLConfig
+from .crop_record import split_crop_target
 from .loss import TokenLabelLoss
 from .mix_method import MixMethod
 from .mix_record import MixRecord
@@ -100,12 +102,18 @@ class STLTask(ClassificationTask):
         return target.float() if target.ndim == 2 else mixup_target(target, self.num_classes, 1., self.smoothing)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
-        image_target, record = split_target(target, self.num_classes)
         tokens = None
-        if self.labeler is not None:
+        if getattr(self.labeler, 'reads_crops', False):  # stored maps: the crop record, no teacher view
+            target, crops = split_crop_target(target)
+            if crops is None:
+                raise ValueError('The maps label source needs each sample\'s crop record in the target: build the '
+                                 'training set with build_data(config).dataset(...) (CropRecordDataset).')
+            tokens = self.labeler(crops, (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))
+        elif self.labeler is not None:
             teacher_images, input = split_views(input)
             tokens = self.labeler(teacher_images).check_grid(
                 (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))  # by position, not count
+        image_target, record = split_target(target, self.num_classes)
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)

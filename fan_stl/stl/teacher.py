@@ -3,8 +3,9 @@
 A label source turns the clean teacher view of a batch into `TokenTargets`. `LABEL_SOURCES` maps each
 `STLConfig.label_source` name to a `LabelSource`: `check_teacher(config)` refuses a `--teacher` it cannot use before
 any work (the launcher asks it, by registry, not by name) and calling it builds the labeler. Adding a source is one
-`LabelSource` subclass and one registry line. Sources: `teacher` (the paper's FAN token labeler) and `annotator` (any
-timm classifier applied densely, `fan_stl.stl.annotator`).
+`LabelSource` subclass and one registry line. Sources: `teacher` (the paper's FAN token labeler), `annotator` (any
+timm classifier applied densely, `fan_stl.stl.annotator`) and `maps` (label maps stored once by `fan_stl label`,
+`fan_stl.stl.label_maps`). `LabelSource` itself is in `fan_stl.stl.label_source`.
 
 `TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
 `*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
@@ -22,7 +23,6 @@ import contextlib
 import os
 from typing import Callable, ContextManager, Dict, Optional
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -31,17 +31,14 @@ import timm
 from ..models.fan import TOKEN_STRIDE
 from ..weights import create_pretrained, load_checkpoint
 from .annotator import DenseAnnotator, load_annotator, resolve_annotator
+from .label_maps import MapsSource
+from .label_source import LabelSource, rank_seed
 from .targets import TokenTargets
 
 __all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'annotator_labeler',
            'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
-
-
-def rank_seed(seed: int, rank: int, stream: int = 0) -> int:
-    """ A 63-bit seed for random stream `stream` of DDP rank `rank`, derived from the run seed. """
-    return int(np.random.SeedSequence([seed, rank, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def _check_token_head(model: nn.Module, what: str) -> None:
@@ -169,19 +166,6 @@ def _labeler(config, teacher: nn.Module, num_classes: int, image_smoothing: floa
     return labeler
 
 
-class LabelSource:
-    """ Where token labels come from (see the module docstring). """
-
-    def check_teacher(self, config) -> None:
-        """ Refuse, before any work, a `config.teacher` name or path this source cannot load, naming the fix. """
-
-    def __call__(self, config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
-                 seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]
-                 ) -> Callable[[torch.Tensor], TokenTargets]:
-        """ The labeler: teacher-view images `(B, C, H, W)` -> `TokenTargets (B, N, K)`. """
-        raise NotImplementedError
-
-
 class TeacherSource(LabelSource):
     """ The paper's source: a frozen token-head model (`config.teacher`: checkpoint, model name or module). """
 
@@ -224,4 +208,5 @@ class AnnotatorSource(LabelSource):
 LABEL_SOURCES: Dict[str, LabelSource] = {
     'teacher': TeacherSource(),
     'annotator': AnnotatorSource(),
+    'maps': MapsSource(),
 }
