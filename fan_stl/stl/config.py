@@ -17,7 +17,7 @@ from typing import Any, Dict, NamedTuple, Optional, Union
 
 import torch.nn as nn
 
-from .attention_labels import ATTENTION_RELABELS, build_relabel
+from .attention_labels import ATTENTION_RELABELS, TRANSMIX_TOKENS, build_relabel
 from .eval_rule import EVAL_RULES, TRAINING_RULE
 from .maskmix import MASKMIX_MODES
 from .mix_method import PAIRINGS
@@ -83,6 +83,9 @@ class STLConfig:
     pal_alpha: Optional[float] = _option(None, 'pal: a fixed alpha in [0, 1] (default: the per-sample cosine of '
                                                'MixPro\'s code)', type=float)
     pal_alpha_grad: bool = _option(False, 'pal: let gradients flow through the cosine alpha (as MixPro\'s code)')
+    transmix_tokens: str = _option('top_left', 'transmix: a token is inside the CutMix box when its top-left pixel '
+                                               'is (top_left, the released code) or by its exact pixel share',
+                                   choices=TRANSMIX_TOKENS, method=True)
     follow_mixing: bool = _option(False, 'token targets follow every mix (per-token pixel ownership); beyond the '
                                          'paper, whose token labels ignore the mixing')
     eval_rule: str = _option(TRAINING_RULE, 'what validation scores (and the best checkpoint is chosen on): the '

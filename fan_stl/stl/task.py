@@ -54,7 +54,7 @@ def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 
         return target, None
     raise ValueError(
         f'Unexpected STL target of shape {tuple(target.shape)} for {num_classes} classes: expected class indices, '
-        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + tokens). Check that '
+        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + 2 x tokens). Check that '
         f'--num-classes matches the data and the teacher.')
 
 
