@@ -22,7 +22,7 @@ from .eval_rule import EVAL_RULES, TRAINING_RULE
 from .maskmix import MASKMIX_MODES
 from .mix_method import PAIRINGS
 from .mixing import MIX_METHODS, build_mix_method
-from .teacher import LABEL_SOURCES, TOKEN_LABEL_MODES
+from .teacher import CLASS_TARGETS, LABEL_SOURCES, TOKEN_LABEL_MODES
 
 __all__ = ['Stage', 'STAGES', 'EVAL_RULES', 'STLConfig']
 
@@ -60,6 +60,9 @@ class STLConfig:
               'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
                                 choices=lambda: tuple(LABEL_SOURCES))
+    class_target: str = _option('label', 'stl: the class-head target: the image label (label, the STL paper) or the '
+                                         'label source\'s prediction for the student\'s crop (crop, LV-ViT\'s '
+                                         'annotator)', choices=CLASS_TARGETS)
     cls_weight: float = _option(1.0, 'class-head loss weight')
     dense_weight: float = _option(1.0, 'token-head loss weight')
     token_label_mode: str = _option('gumbel', 'how teacher token logits become targets (gumbel, as the paper)',
@@ -102,6 +105,9 @@ class STLConfig:
             raise ValueError(f'Stage {self.stage} needs a teacher: a stage-1 checkpoint (--teacher '
                              f'path/to/model_best.pth.tar --teacher-model fan_t_hybrid_tl), a pretrained *_tl model '
                              f'name, or a module.')
+        if self.class_target != 'label' and not self.needs_teacher:
+            raise ValueError(f'--class-target {self.class_target} takes the class target from the label source of '
+                             f'stage stl; stage {self.stage} trains on image labels (use --class-target label).')
         if not self.needs_teacher and self.teacher is not None:
             raise ValueError(f'A teacher is only used by stage stl; stage {self.stage} learns from image labels alone.')
         build_mix_method(self)  # the method and the relabel rule check their own settings

@@ -78,7 +78,8 @@ class STLTask(ClassificationTask):
         Args:
             model: The model to train.
             criterion: `TokenLabelLoss` (stages tl, stl) or a soft-target loss on the class logits (stage plain).
-            labeler: The stage-stl label source (teacher view -> token targets).
+            labeler: The stage-stl label source (teacher view -> token targets, or token targets and each view's own
+                class target, which then replaces the image label).
             follow_mixing: Token targets follow the record of every mixed batch.
             token_mixer: A token-space method's record draw `(batch, grid, device) -> MixRecord`, mixed inside the
                 model (the `token_mixer` of the mixing method; None for pixel-space methods).
@@ -105,6 +106,8 @@ class STLTask(ClassificationTask):
         if self.labeler is not None:
             teacher_images, input = split_views(input)
             tokens = self.labeler(teacher_images)
+            if isinstance(tokens, tuple):  # `--class-target crop`: the label source's crop label is the own target
+                tokens, image_target = tokens
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
@@ -185,4 +188,7 @@ def build_task(
         source = LABEL_SOURCES[config.label_source]
         labeler = source(config, model_name or model.default_cfg.get('architecture', ''), model.num_classes,
                          device or torch.device('cpu'), smoothing, seed, rank, autocast)
+        if config.class_target == 'crop' and not getattr(labeler, 'crop_labels', False):
+            raise ValueError(f'--label-source {config.label_source} gives no crop-level class target; use '
+                             f'--class-target label with it.')
     return STLTask(model=model, criterion=criterion, labeler=labeler, follow_mixing=config.follow_mixing, **common)
