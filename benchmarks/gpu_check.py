@@ -13,7 +13,8 @@ Steps (each a subprocess with its own time box; one failing or running over neve
     reproduce       benchmarks/reproduce_small.py --gpu-fast on Imagenette-128: baseline, token labeler and STL
                     student, 2 seeds, bf16, the official recipe with the lr scaled linearly to the batch
 The end prints a summary against the project's GPU speed and memory targets (`TARGETS`; the official anchors are the
-official NVlabs code measured on one H100, bf16) and writes into the output folder (at most 8 files, none deeper than the folder itself):
+official NVlabs code measured on one H100, bf16) and writes into the output folder (at most 8 files, none deeper than
+the folder itself):
     gpu_check.json       every number, each step's status and wall time, GPU, driver and versions
     summary.md           the RESULTS.md entry: the summary, the throughput table, the reproduction tables
     logs.txt             every step's command and full output
@@ -63,7 +64,8 @@ TARGET_MODEL = 'fan_small_12_p4_hybrid'
 # time boxes in seconds (sum 525 s: the whole call stays under 9 minutes on one H100/H200)
 BOXES = {'train_launcher': 70, 'throughput': 170, 'stl_step': 35, 'reproduce': 250}
 SMOKE_BOXES = {'train_launcher': 150, 'throughput': 150, 'stl_step': 100, 'reproduce': 300}
-# the project's GPU targets for FAN-S-Hybrid (224 px, bf16): (metric, mode, official H100 anchor, target, memory anchor, memory cap)
+# the project's GPU targets for FAN-S-Hybrid (224 px, bf16):
+# (metric, mode, official H100 anchor, target, memory anchor, memory cap)
 TARGETS = [
     ('infer', 'eager', 2689, 4000, None, None),
     ('infer', 'compiled', 7333, 9500, None, None),

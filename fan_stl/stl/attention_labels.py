@@ -11,14 +11,15 @@ class-attention block, averaged over heads, detached). With `own` the record's p
   `--transmix-tokens`): `top_left` (default, the released `transmix.py`: its pixel box resized to the token grid by
   nearest neighbour, so a token is inside when its top-left pixel is; `MixRecord.corner`) or `pixel_share` (each
   token weighted by its exact share of own pixels, `MixRecord.own`). On timm's CutMix pixel boxes at 224 px the two
-  class shares differ by 0.012-0.017 on average and by up to 0.14; they agree on whole-token and Mixup records.
+  class shares differ by 0.012 on average for a uniform attention map and 0.017 for a peaked one (up to 0.06-0.39
+  on single samples); they agree on whole-token and Mixup records.
 * PAL (MixPro's code): `lam = alpha * lam_attn + (1 - alpha) * lam_area`, with the per-sample "progressive factor"
   `alpha = cos(area class target, softmax(logits))`, in [0, 1]: near 0 while predictions are uniform (the area label
   rules), towards 1 once they follow the mixed target (the attention label takes over). MixPro does not detach
-  `alpha`, so gradients also flow through the label; `detach_alpha=False` reproduces that, the default detaches it.
-  `alpha` may also be given as a fixed number: 0.5 is the equal average that MixPro's code leaves commented out (and
-  TransMix's rule). The spec this was written from records no other published form of alpha (the MixPro paper text
-  was not consulted), so none is offered.
+  `alpha`, so gradients also flow through the label; `alpha_grad=True` (`--pal-alpha-grad`) reproduces that, the
+  default detaches it. `alpha` may also be given as a fixed number: 0.5 is the equal average that MixPro's code leaves
+  commented out (and TransMix's rule). No other form of alpha is offered: MixPro's released code has no other (its
+  paper's text was not compared).
 
 Where they apply: MixPro uses PAL on MaskMix batches only, TransMix on CutMix batches only. A Mixup record owns the
 same share of every token, so `lam_attn = lam_area` and both rules leave it unchanged: applying them to every batch

@@ -2,8 +2,9 @@
 
 `MaskMix(cell, alpha, mode, pairing)` draws MaskMix's pixel ownership: a grid of square cells of `cell x token_stride`
 pixels; each sample keeps `ceil(M * r)` of its `M` cells (chosen at random per sample), `r ~ Beta(alpha, alpha)`
-drawn once per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner. The exact
-fraction of own pixels is the class share `lam` (cells cropped at the image border count by their visible area).
+drawn once per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner.
+The exact fraction of own pixels is the class share `lam` (cells cropped at the image border count by their visible
+area; MixPro's code counts cells, `k / M`, which differs only when cells are cropped).
 
 Cell size: MixPro's 56 px cells are 4 tokens of its patch-14 DeiTs (a 4 x 4 grid at 224 px). With 16 px tokens a
 224 px image is 14 tokens wide, so `cell=7` gives a 2 x 2 grid, 2 a 7 x 7 grid, and the default 4 a 4 x 4

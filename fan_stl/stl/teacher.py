@@ -40,8 +40,8 @@ from ..models.fan import TOKEN_STRIDE
 from .annotator import DenseAnnotator, load_annotator, resolve_annotator
 from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'CLASS_TARGETS', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'annotator_labeler',
-           'load_teacher', 'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'CLASS_TARGETS', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler',
+           'annotator_labeler', 'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
 CLASS_TARGETS = ('label', 'crop')  # the class-head target: the image label, or the label source's crop prediction

@@ -10,8 +10,8 @@ import torch.nn as nn
 import timm
 from fan_stl.stl.mix_record import MixRecord
 from fan_stl.stl.mixing import STLMixup
-from fan_stl.stl.mixtoken import (MixToken, PatchCutMix as PatchCutMixMethod, lvvit_token_box, record_args, unmix_tokens,
-                                unmixed_record)
+from fan_stl.stl.mixtoken import (MixToken, PatchCutMix as PatchCutMixMethod, lvvit_token_box, record_args,
+                                unmix_tokens, unmixed_record)
 
 K = 6
 
