@@ -91,7 +91,8 @@ MIXING = dict(mixup=0.8, cutmix=1.0)  # every arm mixes (the CPU mode too: it is
 
 
 def maskmix_grid(img_size: int) -> dict:
-    """ MixPro's 4 x 4 MaskMix grid at `img_size` (the default 4-token cell would cover a 64 px image whole). """
+    """ MixPro's 4 x 4 MaskMix grid at `img_size` (128 px: 2-token cells, 64 px: 1-token cells; the smoke mode's 32 px
+    allows 2 x 2 at most); the default 4-token cell would cover a 64 px image whole. """
     return dict(maskmix_cell=mixpro_grid_cell(img_size))
 
 
