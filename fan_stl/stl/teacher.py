@@ -117,16 +117,17 @@ class TeacherTokenLabeler:
         self.teacher.eval()  # guard against a caller switching it back to train mode
         with torch.no_grad(), self.autocast():
             cls_logits, token_logits = self.teacher.forward_dense(images)
-        tokens = self._token_targets(token_logits.float() / self.temperature)
+        stride = getattr(self.teacher, 'token_stride', TOKEN_STRIDE)
+        grid = (images.shape[-2] // stride, images.shape[-1] // stride)
+        tokens = self._token_targets(token_logits.float() / self.temperature, grid)
         if not self.crop_labels:
             return tokens
         crop = (cls_logits.float() / self.temperature).softmax(-1)
         return tokens, (1. - self.smoothing) * crop + self.smoothing / crop.shape[-1]
 
-    def _token_targets(self, logits: torch.Tensor) -> TokenTargets:
+    def _token_targets(self, logits: torch.Tensor, grid: Tuple[int, int]) -> TokenTargets:
         num_classes = logits.shape[-1]
-        stride = getattr(self.teacher, 'token_stride', TOKEN_STRIDE)
-        common = dict(smoothing=self.smoothing, grid=(images.shape[-2] // stride, images.shape[-1] // stride))
+        common = dict(smoothing=self.smoothing, grid=grid)
         if self.mode == 'soft':
             return TokenTargets(num_classes, probs=logits.softmax(-1), **common)
         if self.mode == 'topk':

@@ -84,7 +84,7 @@ def test_mixers_carry_the_record_unmixed():
     target = torch.cat([torch.tensor([[0], [2]]), torch.full((2, 1), MARK), crops], 1)
     images, packed = mixer(torch.rand(2, 3, 32, 32), target)
     rest, found = split_crop_target(packed)
-    assert torch.equal(found, crops.float()) and rest.shape == (2, 3 + 2 + 4)
+    assert torch.equal(found, crops.float()) and rest.shape == (2, 3 + 2 + 2 * 4)
 
 
 def test_prefetcher_collate_carries_the_record():
@@ -97,4 +97,4 @@ def test_prefetcher_collate_carries_the_record():
     images, packed = collate(batch)
     rest, found = split_crop_target(packed)
     assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8
-    assert torch.equal(found, torch.tensor(crops, dtype=torch.float32)) and rest.shape == (2, 3 + 2 + 4)
+    assert torch.equal(found, torch.tensor(crops, dtype=torch.float32)) and rest.shape == (2, 3 + 2 + 2 * 4)
