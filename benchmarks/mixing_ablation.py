@@ -108,8 +108,9 @@ MODES: Dict[str, Dict] = {
                            samples_per_class=120, val_samples_per_class=10),
                 eval_per_class=10, seeds=(0, 1), workers=2, eval_batch_size=64,
                 corruptions=('gaussian_noise', 'defocus_blur', 'contrast', 'jpeg_compression', 'pixelate')),
-    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(32), model_kwargs=dict(depth=1, stem_depths=(1, 1)),
-                             img_size=32, batch_size=4, epochs=1, lr=5e-4, samples_per_class=1, val_samples_per_class=1),
+    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(32),
+                             model_kwargs=dict(depth=1, stem_depths=(1, 1)), img_size=32, batch_size=4, epochs=1,
+                             lr=5e-4, samples_per_class=1, val_samples_per_class=1),
                   eval_per_class=1, seeds=(0,), workers=1, eval_batch_size=16, corruptions=('gaussian_noise',)),
 }
 TOO_SMALL = {

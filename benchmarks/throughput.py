@@ -289,7 +289,8 @@ class Report:
     def __init__(self, args: argparse.Namespace, device: torch.device):
         self.args, self.records = args, []
         self.meta: Dict[str, object] = {
-            'machine': machine_description(device), 'versions': versions_line(torch, timm, fan_stl), 'img_size': args.img_size,
+            'machine': machine_description(device), 'versions': versions_line(torch, timm, fan_stl),
+            'img_size': args.img_size,
             'infer_batch': args.infer_batch, 'train_batch': args.train_batch, 'amp': 'bf16' if args.amp else 'fp32',
             'rounds': args.rounds, 'iters': args.iters, 'channels_last': args.channels_last, 'agreement': {},
             'profiles': {}}
