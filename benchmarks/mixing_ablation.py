@@ -59,14 +59,14 @@ import timm
 import torch
 
 import fan_stl
-from fan_stl.demo.arms import ArmTable
+from fan_stl.demo.arms import ArmTable, teacher_of
 from fan_stl.demo.experiment import ArmResult, ExperimentConfig, format_comparison, run_experiment
 from fan_stl.demo.recipe import DEMO_RECIPE
 from fan_stl.demo.synthetic import make_shapes_dataset
-from fan_stl.engine import TrainConfig
 from fan_stl.robustness import STANDARD_CORRUPTIONS
-from fan_stl.stl.config import STLConfig
+from fan_stl.stl.config import STAGES, STLConfig
 from fan_stl.stl.maskmix import mixpro_grid_cell
+from fan_stl.training.engine import TrainConfig
 from fan_stl.utils.atomic import append_text_atomic, atomic_path, write_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
 from reproduce_small import GPU_RECIPE, add_run_options, find_data, per_seed_table  # the sibling benchmark script
@@ -130,7 +130,7 @@ def unknown_option(arm: str, table: ArmTable = ABLATION_ARMS) -> Optional[str]:
     if missing:
         return f'STLConfig has no option {", ".join(missing)} in this installation'
     try:
-        STLConfig(**options, teacher='teacher' if options['stage'] == 'stl' else None)
+        STLConfig(**options, teacher='teacher' if STAGES[options['stage']].needs_teacher else None)
     except ValueError as e:
         return str(e)
     return None
@@ -153,7 +153,7 @@ def select_arms(requested: Optional[Sequence[str]], table: ArmTable = ABLATION_A
         if requested:
             raise ValueError(line)
         print(line, file=sys.stderr)
-    teachers = [table[a].get('teacher_arm', 'tl') for a in kept if table[a]['stage'] == 'stl']
+    teachers = [teacher_of(a, table) for a in kept]
     return [a for a in table if a in kept or a in teachers or a == 'baseline']
 
 

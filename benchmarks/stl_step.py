@@ -16,7 +16,6 @@ benchmarks/RESULTS.md.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,9 @@ from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
 from fan_stl.training.labeling import LabelConfig, label_dataset
-from throughput import append_atomic  # the sibling benchmark script
+from fan_stl.utils.amp import amp_dtype
+from fan_stl.utils.atomic import append_text_atomic
+from fan_stl.utils.machine import machine_description, versions_line
 
 RESULTS = Path(__file__).resolve().parent / 'RESULTS.md'
 
@@ -116,7 +117,7 @@ def main() -> int:
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    autocast = (lambda: torch.autocast(device.type, dtype=getattr(torch, args.amp_dtype))) if args.amp_dtype \
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype(args.amp_dtype))) if args.amp_dtype \
         else nullcontext
     student = timm.create_model(args.model, num_classes=args.num_classes).to(device).train()
     teacher_name = args.teacher or args.model.replace('_stl', '_tl')
@@ -173,8 +174,6 @@ def main() -> int:
         steps['maps_labels'] = lambda: maps_task.labeler(crops, grid)  # the maps' share of that step
     times = time_interleaved(steps, args.iters, args.warmup, device)
     ms = {name: 1e3 * statistics.median(times[name]) for name in steps}
-    machine = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
-        f'CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     names = {'plain': 'plain CE step', 'stl': 'STL stage-2 step', 'maps': 'STL step from label maps',
              'maps_labels': 'its token targets from the maps alone (read, RoI-align, sample)'}
     table = ['| step | median ms | / plain | / STL step |', '|---|---|---|---|'] + [
@@ -185,13 +184,12 @@ def main() -> int:
         return 0
     load = os.popen('uptime').read().strip()
     where = 'GPU' if device.type == 'cuda' else 'CPU only (no GPU available to this run)'
-    append_atomic(
+    append_text_atomic(
         RESULTS,
         f'\n## stl_step: {args.model} (teacher {teacher_name}), batch {args.batch_size}, {args.img_size} px, '
         f'{args.num_classes} classes, amp {args.amp_dtype or "off"}\n\n'
         f'- command: `python {" ".join(sys.argv)}`\n'
-        f'- machine: {machine}; python {platform.python_version()}, torch {torch.__version__}, '
-        f'timm {timm.__version__}\n'
+        f'- machine: {machine_description(device)}; {versions_line(torch, timm, fan_stl)}\n'
         f'- {args.iters} timed steps each after {args.warmup} warm-up rounds, run alternately; medians; {where}\n'
         f'- load at the end (`uptime`, shared machine): {load}\n' + labelling + '\n'
         + '\n'.join(table) + '\n')

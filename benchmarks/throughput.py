@@ -42,7 +42,7 @@ import timm.models._registry as timm_registry
 import fan_stl
 from fan_stl.models.fan import checkpoint_filter_fn
 from fan_stl.utils.amp import amp_dtype
-from fan_stl.utils.atomic import append_text_atomic as append_atomic  # stl_step.py imports it from here
+from fan_stl.utils.atomic import append_text_atomic
 from fan_stl.utils.atomic import write_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
 
@@ -464,7 +464,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'- settings: {args.img_size} px, {"bf16 autocast" if args.amp else "fp32"}, inference batch '
             f'{args.infer_batch}, training batch {args.train_batch} (AdamW), {args.rounds} interleaved eager rounds '
             f'x {args.iters} timed steps, medians{", channels_last" if args.channels_last else ""}\n')
-        append_atomic(RESULTS, header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
+        append_text_atomic(RESULTS, header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
         print(f'appended to {RESULTS}')
     return 0
 
