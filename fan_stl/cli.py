@@ -20,6 +20,7 @@ COMMANDS = {
     'publish': 'fan_stl.commands.publish',
     'eval': 'fan_stl.commands.evaluate',
     'corrupt': 'fan_stl.commands.corrupt',
+    'segeval': 'fan_stl.commands.segeval',
 }
 
 

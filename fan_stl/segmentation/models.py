@@ -1,0 +1,96 @@
+"""Segmentation models of segmentation_models_pytorch (smp, the optional extra `seg`) on timm encoders.
+
+Any timm model with `features_only` is an smp encoder through smp's "timm universal" name `tu-<timm name>`; every
+fan model gives the stride 4 / 8 / 16 / 32 pyramid smp expects (`fan_stl.models.fan.FEATURE_STRIDES`), so nothing
+has to be adapted on smp's side. Pretrained encoder weights go through timm's `pretrained=True` (for fan models the
+weight sources of `fan_stl.hub`); `encoder_checkpoint` loads a local timm-style checkpoint the same way.
+A trained model is saved with the settings that rebuild it (`save_segmenter` / `load_segmenter`).
+"""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn as nn
+
+from fan_stl.extras import install_hint
+
+CHECKPOINT_KIND = 'fan_stl.segmentation'
+
+
+def import_smp():
+    """ The segmentation_models_pytorch module, or an ImportError that names the extra to install. """
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        raise ImportError(f'segmentation models need the optional package segmentation-models-pytorch: '
+                          f'{install_hint("seg")}') from None
+    return smp
+
+
+def build_segmenter(
+        arch: str,
+        encoder: str,
+        num_classes: int,
+        pretrained: bool = False,
+        encoder_checkpoint: Optional[Path] = None,
+        **encoder_kwargs: Any,
+) -> nn.Module:
+    """ smp `arch` (e.g. 'Unet', 'Segformer', 'FPN') on the timm model `encoder` (e.g. 'fan_tiny_8_p4_hybrid').
+
+    Args:
+        arch: An smp architecture class name.
+        encoder: A timm model name (without smp's `tu-` prefix).
+        num_classes: Output classes.
+        pretrained: Start the encoder from its default pretrained weights (timm / fan_stl.hub; may download).
+        encoder_checkpoint: Start the encoder from this local checkpoint instead (timm-style state dict, or an
+            official FAN / STL file); the classifier is left out.
+        encoder_kwargs: Passed on to `timm.create_model` (e.g. drop_path_rate).
+    """
+    smp = import_smp()
+    model_cls = getattr(smp, arch, None)
+    if not isinstance(model_cls, type) or not issubclass(model_cls, nn.Module):
+        raise ValueError(f'{arch!r} is not an smp architecture; use e.g. Unet, FPN, Segformer, DeepLabV3Plus')
+    if encoder_checkpoint is not None:
+        if not Path(encoder_checkpoint).is_file():
+            raise FileNotFoundError(f'encoder checkpoint {encoder_checkpoint} does not exist')
+        encoder_kwargs['pretrained_cfg_overlay'] = dict(file=str(encoder_checkpoint))
+    weights = 'imagenet' if pretrained or encoder_checkpoint is not None else None  # smp: not None -> pretrained=True
+    return model_cls(encoder_name=f'tu-{encoder}', encoder_weights=weights, classes=num_classes, **encoder_kwargs)
+
+
+def input_multiple(model: nn.Module) -> int:
+    """ What the model's input height and width must be divisible by (the smp encoder's output stride). """
+    return int(getattr(getattr(model, 'encoder', None), 'output_stride', 32))
+
+
+def save_segmenter(model: nn.Module, path: Path, arch: str, encoder: str, num_classes: int,
+                   extra: Optional[Dict[str, Any]] = None) -> None:
+    """ Save the weights with what rebuilds the model, atomically (temporary file, then rename). """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {'kind': CHECKPOINT_KIND, 'arch': arch, 'encoder': encoder, 'num_classes': num_classes,
+             'state_dict': model.state_dict(), 'extra': dict(extra or {})}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_segmenter(path: Path) -> Dict[str, Any]:
+    """ A checkpoint of `save_segmenter` as {'model', 'arch', 'encoder', 'num_classes', 'extra'} (model in eval). """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'segmentation checkpoint {path} does not exist')
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(state, dict) or state.get('kind') != CHECKPOINT_KIND:
+        raise ValueError(f'{path} is not a fan_stl segmentation checkpoint (written by save_segmenter / '
+                         f'benchmarks/segmentation.py --save)')
+    model = build_segmenter(state['arch'], state['encoder'], state['num_classes'])
+    model.load_state_dict(state['state_dict'])
+    return {'model': model.eval(), **{k: state[k] for k in ('arch', 'encoder', 'num_classes', 'extra')}}
