@@ -30,7 +30,7 @@ def nearest_multiple(value: int, multiple: int) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
 
-def check_size(size: Sequence[int], multiple: int, what: str = 'the decoder') -> Tuple[int, int]:
+def check_size(size: Sequence[int], multiple: int, what: str = 'the model') -> Tuple[int, int]:
     """ `size` (height, width) when both are positive multiples of `multiple`, else a ValueError naming the nearest
     valid size. """
     height, width = (int(v) for v in size)
@@ -106,7 +106,7 @@ class CamVid(Dataset):
             root: The CamVid folder (`train/`, `trainannot/`, ...).
             split: 'train', 'val' or 'test'.
             size: Height and width the images are resized to; multiples of `multiple`.
-            multiple: What the model needs the sides divisible by (32 for smp decoders).
+            multiple: What the model needs the sides divisible by (`models.input_multiple`).
             flip: Random horizontal flips (training).
             corruption: Applied to each image at its stored size before resizing; masks untouched.
             images: A folder holding the split's images under the same stems (e.g. a CamVid-C cell).

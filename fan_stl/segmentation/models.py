@@ -6,6 +6,7 @@ has to be adapted on smp's side. Pretrained encoder weights go through timm's `p
 weight sources of `fan_stl.hub`); `encoder_checkpoint` loads a local timm-style checkpoint the same way.
 A trained model is saved with the settings that rebuild it (`save_segmenter` / `load_segmenter`).
 """
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from fan_stl.extras import install_hint
+from fan_stl.models.fan import FAN, TOKEN_STRIDE
 
 CHECKPOINT_KIND = 'fan_stl.segmentation'
 
@@ -56,13 +58,19 @@ def build_segmenter(
         if not Path(encoder_checkpoint).is_file():
             raise FileNotFoundError(f'encoder checkpoint {encoder_checkpoint} does not exist')
         encoder_kwargs['pretrained_cfg_overlay'] = dict(file=str(encoder_checkpoint))
-    weights = 'imagenet' if pretrained or encoder_checkpoint is not None else None  # smp: not None -> pretrained=True
+    weights = True if pretrained or encoder_checkpoint is not None else None  # smp tu- encoders: True -> pretrained
     return model_cls(encoder_name=f'tu-{encoder}', encoder_weights=weights, classes=num_classes, **encoder_kwargs)
 
 
 def input_multiple(model: nn.Module) -> int:
-    """ What the model's input height and width must be divisible by (the smp encoder's output stride). """
-    return int(getattr(getattr(model, 'encoder', None), 'output_stride', 32))
+    """ What the model's input height and width must be divisible by: the encoder's output stride when the smp
+    decoder needs it (Segformer, FPN, ...; smp's Unet resizes instead), and FAN's token stride 16 for fan encoders. """
+    encoder = getattr(model, 'encoder', None)
+    multiple = int(getattr(encoder, 'output_stride', 32)) if getattr(model, 'requires_divisible_input_shape', True) \
+        else 1
+    if any(isinstance(m, FAN) for m in model.modules()):
+        multiple = math.lcm(multiple, TOKEN_STRIDE)
+    return multiple
 
 
 def save_segmenter(model: nn.Module, path: Path, arch: str, encoder: str, num_classes: int,
