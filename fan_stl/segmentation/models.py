@@ -12,11 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import timm
 import torch
 import torch.nn as nn
 
 from fan_stl.extras import install_hint
 from fan_stl.models.fan import FAN, TOKEN_STRIDE
+from fan_stl.weight_files import read_checkpoint
 
 CHECKPOINT_KIND = 'fan_stl.segmentation'
 
@@ -46,8 +48,8 @@ def build_segmenter(
         encoder: A timm model name (without smp's `tu-` prefix).
         num_classes: Output classes.
         pretrained: Start the encoder from its default pretrained weights (timm / fan_stl.hub; may download).
-        encoder_checkpoint: Start the encoder from this local checkpoint instead (timm-style state dict, or an
-            official FAN / STL file); the classifier is left out.
+        encoder_checkpoint: Start the encoder from this local checkpoint instead (timm-style state dict or training
+            checkpoint, or an official FAN / STL file), whatever its number of classes; the classifier is left out.
         encoder_kwargs: Passed on to `timm.create_model` (e.g. drop_path_rate).
     """
     smp = import_smp()
@@ -58,8 +60,22 @@ def build_segmenter(
         if not Path(encoder_checkpoint).is_file():
             raise FileNotFoundError(f'encoder checkpoint {encoder_checkpoint} does not exist')
         encoder_kwargs['pretrained_cfg_overlay'] = dict(file=str(encoder_checkpoint))
+        num_classes_there = checkpoint_num_classes(encoder, encoder_checkpoint)
+        if num_classes_there is not None:  # the classifier is dropped, but must fit to load strictly
+            encoder_kwargs.setdefault('num_classes', num_classes_there)
     weights = True if pretrained or encoder_checkpoint is not None else None  # smp tu- encoders: True -> pretrained
     return model_cls(encoder_name=f'tu-{encoder}', encoder_weights=weights, classes=num_classes, **encoder_kwargs)
+
+
+def checkpoint_num_classes(encoder: str, path: Path) -> Optional[int]:
+    """ The class count of the classifier a timm-style checkpoint of `encoder` holds (None: no classifier found). """
+    state_dict, _ = read_checkpoint(path)
+    classifier = timm.create_model(encoder, device='meta').pretrained_cfg.get('classifier') or ''
+    first = classifier[0] if isinstance(classifier, (tuple, list)) else classifier
+    for key, tensor in state_dict.items():
+        if first and (key == f'{first}.weight' or key.endswith(f'.{first}.weight')):
+            return int(tensor.shape[0])
+    return None
 
 
 def input_multiple(model: nn.Module) -> int:

@@ -65,8 +65,15 @@ def test_encoder_checkpoint_goes_through_timm_pretrained(tmp_path):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
 
 
+def test_fan_checkpoint_of_another_class_count_loads(tmp_path):
+    source = timm.create_model('fan_t_hybrid_stl', num_classes=10)
+    torch.save({'state_dict': source.state_dict(), 'epoch': 3}, tmp_path / 'c10.pth')
+    model = seg_models.build_segmenter('Unet', 'fan_t_hybrid_stl', 11, encoder_checkpoint=tmp_path / 'c10.pth')
+    torch.testing.assert_close(model.encoder.model.model.blocks[0].attn.q.weight, source.blocks[0].attn.q.weight)
+
+
 def test_cnn_encoder_checkpoint_loads_too(tmp_path):
-    source = timm.create_model('resnet18')
+    source = timm.create_model('resnet18', num_classes=10)
     torch.save(source.state_dict(), tmp_path / 'r18.pth')
     model = seg_models.build_segmenter('Unet', 'resnet18', 11, encoder_checkpoint=tmp_path / 'r18.pth')
     torch.testing.assert_close(model.encoder.model.conv1.weight, source.conv1.weight)
