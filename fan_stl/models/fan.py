@@ -31,9 +31,10 @@ returns both logits, and `set_token_label_training(True)` makes a training-mode 
 Dense prediction (`features_only=True`, `forward_intermediates`): every variant gives the same 4-level pyramid at
 strides 4 / 8 / 16 / 32 (`FEATURE_STRIDES`), the layout of hierarchical backbones that segmentation decoders expect.
 Hybrids: the two ConvNeXt stages (4, 8), the last FAN block (16) and its 2 x 2 max-pool (32); FAN's own mmdet / mmseg
-backbones also take the stages and one late block (out_index 7 / 9 / 15 / 18). ViT variants: the blocks ending each quarter of the depth, resampled
-without parameters to 4, 8, 16, 32 (bilinear x4, bilinear x2, as is, 2 x 2 max-pool), the BEiT / XCiT simple pyramid
-with its learned (de)convolutions left to the decoder, so pretrained state dicts load unchanged.
+backbones also take the stages and one late block (out_index 7 / 9 / 15 / 18). ViT variants: the blocks ending each
+quarter of the depth, resampled without parameters to 4, 8, 16, 32 (bilinear x4, bilinear x2, as is, 2 x 2
+max-pool), the BEiT / XCiT simple pyramid with its learned (de)convolutions left to the decoder, so pretrained state
+dicts load unchanged.
 
 Two explicit training arguments serve the other mixing methods (`fan_stl.stl`), without hooks or module state:
 `token_mix=(own, partner)` mixes the tokens right after the patch embedding (MixToken), and `forward(x,

@@ -35,7 +35,8 @@ def test_table_is_printed_and_recorded_only_when_asked(tmp_path):
     proc = subprocess.run(run + ['--record'], capture_output=True, text=True, timeout=600, env=checkout_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = results.read_text()
-    assert text.startswith('# earlier results\n') and '## segmentation.py (cpu): fan_tiny_8_p4_hybrid vs resnet18' in text
+    assert text.startswith('# earlier results\n')
+    assert '## segmentation.py (cpu): fan_tiny_8_p4_hybrid vs resnet18' in text
     assert 'load average' in text and 'what it can and cannot show' in text and list(tmp_path.glob('.*.tmp')) == []
 
 

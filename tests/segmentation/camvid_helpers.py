@@ -13,7 +13,8 @@ CAMVID = CHECKOUT.parent / 'shared' / 'data' / 'camvid'
 
 def real_camvid() -> Path:
     if not (CAMVID / 'test').is_dir():
-        pytest.skip(f'needs the real CamVid (test/, testannot/) at {CAMVID} (../shared/data/camvid beside the checkout)')
+        pytest.skip(f'needs the real CamVid (test/, testannot/) at {CAMVID} (../shared/data/camvid beside the '
+                    'checkout)')
     return CAMVID
 
 
