@@ -50,9 +50,9 @@ MODES = {
 LIMITS = ("from scratch, CamVid's 367 training images are far too few for a ViT-style encoder to learn what "
           'ImageNet pretraining gives it: these numbers compare how fast each encoder learns from little data at '
           'this recipe, not the backbones FAN and STL report (Cityscapes / Cityscapes-C after ImageNet '
-          'pretraining); the CPU mode trains a few epochs at reduced size, so its mIoU is far from converged, its '
-          'corrupted / clean ratio is of a weak model (near-chance models lose little to corruptions), and a '
-          'difference of a few points between the two rows is within the spread of seeds')
+          'pretraining); the CPU mode trains a few epochs at reduced size, so its mIoU is far from converged and its '
+          'corrupted / clean ratio is that of a weak model; one seed, so a gap of a few points between the rows is '
+          'not shown to exceed the seed-to-seed spread (not measured)')
 
 
 def train(model: torch.nn.Module, dataset: CamVid, args: argparse.Namespace) -> float:
@@ -125,7 +125,8 @@ def machine(device: str) -> str:
     except (OSError, StopIteration):
         pass
     load = ', load average {:.2f} / {:.2f} / {:.2f} (1 / 5 / 15 min) at the end'.format(*os.getloadavg())
-    return f'CPU {cpu}, {torch.get_num_threads()} threads{load}'
+    threads = torch.get_num_threads()
+    return f'CPU {cpu}, {threads} thread{"s" if threads > 1 else ""}{load}'
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -166,6 +167,7 @@ def main(argv: List[str]) -> int:
     if not (Path(args.data) / 'train').is_dir():
         print(f'error: no CamVid at {args.data} (train/, trainannot/, test/, testannot/); pass --data', file=sys.stderr)
         return 1
+    start = time.perf_counter()
     try:
         rows = [run_encoder(args.encoder, args.encoder_checkpoint, args),
                 run_encoder(args.baseline, args.baseline_checkpoint, args)]
@@ -183,7 +185,7 @@ def main(argv: List[str]) -> int:
             f'\n## segmentation.py ({args.mode}): {args.encoder} vs {args.baseline} on CamVid / CamVid-C — '
             f'{datetime.date.today().isoformat()}\n\n'
             f'- command: `python benchmarks/segmentation.py {" ".join(argv)}`\n'
-            f'- machine: {machine(args.device)}\n'
+            f'- machine: {machine(args.device)}; whole run {(time.perf_counter() - start) / 60:.1f} min\n'
             f'- versions: python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, '
             f'smp {__import__("segmentation_models_pytorch").__version__}, fan_stl {fan_stl.__version__}\n'
             f'- settings: {settings}; mIoU in %, void ignored, one confusion matrix over the split; ratio = mean '
