@@ -11,7 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from PIL import Image
 
@@ -54,7 +54,7 @@ def write_camvid_c(
         split: str = 'test',
         seed: int = 0,
         image_format: str = 'png',
-        limit: int = None,
+        limit: Optional[int] = None,
 ) -> Tuple[int, int]:
     """ Write the missing files of the CamVid-C tree of `split` under `dst`; (written, already there). """
     pairs = list_pairs(root, split)[:limit]

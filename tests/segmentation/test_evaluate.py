@@ -1,5 +1,4 @@
-"""Robustness in mIoU: clean and corrupted cells, the summary, resuming, result identity, CSV and chart."""
-import csv
+"""Robustness in mIoU: clean and corrupted cells, the summary, resuming, result identity."""
 import json
 
 import numpy as np
@@ -10,7 +9,6 @@ from PIL import Image
 
 from fan_stl.robustness.evaluate import ResultsMismatchError
 from fan_stl.segmentation.evaluate import SegEvalSettings, evaluate_segmentation, summarize
-from fan_stl.segmentation.report import write_chart, write_csv
 from tests.segmentation.camvid_helpers import make_camvid
 
 pytest.importorskip('imagecorruptions', reason='corruptions need the robustness extra: pip install -e ".[robustness]"')
@@ -84,16 +82,3 @@ def test_bad_input_fails_before_any_work(tmp_path):
     bad = nn.Conv2d(3, 5, 1)
     with pytest.raises(ValueError, match='predicts 5 classes; CamVid has 11'):
         evaluate_segmentation(bad, 'm', root, tmp_path / 'r.json', settings=SETTINGS, progress=False)
-
-
-def test_summary_without_cells_and_the_reports(tmp_path):
-    results = {'model': 'm', 'clean': {'miou': 50., 'pixel_accuracy': 80., 'num_images': 3},
-               'cells': {'fog/1': {'miou': 40., 'pixel_accuracy': 70., 'num_images': 3},
-                         'fog/2': {'miou': 20., 'pixel_accuracy': 60., 'num_images': 3}}}
-    assert summarize({'clean': {'miou': 50.}})['mean_corrupted_miou'] is None
-    summary = summarize(results)
-    assert summary['mean_corrupted_miou'] == 30. and summary['ratio_to_clean'] == pytest.approx(0.6)
-    rows = list(csv.reader(write_csv(results, tmp_path / 'r.csv').open()))
-    assert rows[1] == ['m', 'clean', '', '50.0000', '80.0000', '3'] and rows[3][:3] == ['m', 'fog', '2']
-    pytest.importorskip('matplotlib', reason='the chart needs matplotlib')
-    assert write_chart(results, tmp_path / 'r.png').read_bytes()[:4] == b'\x89PNG'
