@@ -23,6 +23,7 @@ COMMANDS = {
     'eval': 'fan_stl.commands.evaluate',
     'corrupt': 'fan_stl.commands.corrupt',
     'label': 'fan_stl.commands.label',
+    'segeval': 'fan_stl.commands.segeval',
 }
 FORWARDED = {  # command -> (entry point module, help)
     'train': ('fan_stl.train', 'train with timm\'s stock train.py and STL (= python -m fan_stl.train; see '

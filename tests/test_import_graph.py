@@ -63,6 +63,7 @@ ALLOWED: Dict[str, Optional[Set[str]]] = {
     'weights': {'utils', 'models'},
     'stl': {'utils', 'models', 'weights'},
     'robustness': {'utils', 'models', 'weights'},
+    'segmentation': {'utils', 'models', 'weights', 'robustness'},
     'training': {'utils', 'models', 'weights', 'stl', 'robustness'},
     'demo': {'utils', 'models', 'weights', 'stl', 'robustness', 'training'},
     'commands': ANYTHING,
