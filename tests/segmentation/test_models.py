@@ -7,7 +7,7 @@ import torch
 
 import timm
 from fan_stl.segmentation import models as seg_models
-from tests.weights_helpers import random_model, save_official
+from tests.weights.helpers import random_model, save_official
 
 smp = pytest.importorskip('segmentation_models_pytorch', reason='smp tests need the seg extra: pip install -e ".[seg]"')
 
