@@ -97,6 +97,7 @@ def zoom_blur(x: torch.Tensor, severity: int, generators: draws.Generators) -> t
     """ The mean of the image and its centre zooms by 1 to 1.1-1.3 (11 to 16 zooms). """
     height, width = x.shape[-2:]
     factors = zoom_factors(severity)
+    x = x.contiguous(memory_format=torch.channels_last)  # twice as fast bilinear zooms on the CPU
     total = x.clone()
     for factor in factors:
         total += clipped_zoom(x, float(factor))[..., :height, :width]
@@ -122,7 +123,9 @@ def glass_sources(generators: draws.Generators, height: int, width: int, delta: 
     """
     device = generators[0].device
     count = (height - 2 * delta) * (width - 2 * delta)
-    shifts = [draws.integers(generators, (2, count), -delta, delta) for _ in range(iterations)]
+    side = 2 * delta
+    cells = [draws.integers(generators, (count,), 0, side * side) for _ in range(iterations)]  # one draw per move
+    shifts = [torch.stack([cell // side - delta, cell % side - delta], 1) for cell in cells]
     return sources_after_moves(shifts, height, width, delta)
 
 

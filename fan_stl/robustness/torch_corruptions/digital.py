@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torchvision.io import decode_jpeg, encode_jpeg
 
 from . import draws
-from .colour import hsv_to_rgb, rgb_to_hsv
 from .filters import gaussian_blur
 
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -42,11 +41,20 @@ def contrast(x: torch.Tensor, severity: int, generators: draws.Generators) -> to
 
 
 def saturate(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:
-    """ HSV saturation * a + b (clipped to [0, 1]). """
+    """ HSV saturation * a + b (clipped to [0, 1]), hue and value kept.
+
+    Closed form of scikit-image's rgb2hsv -> hsv2rgb round trip: with hue and value fixed, each channel's distance
+    to the value scales with the saturation, c' = v - (v - c) * s' / s; a grey pixel (s = 0, hue 0 = red) becomes
+    (v, v (1 - s'), v (1 - s')).
+    """
     scale, shift = SATURATE[severity - 1]
-    hsv = rgb_to_hsv(x)
-    hsv = torch.stack([hsv[:, 0], (hsv[:, 1] * scale + shift).clamp(0, 1), hsv[:, 2]], 1)
-    return hsv_to_rgb(hsv).clamp(0, 1)
+    value = x.amax(1, keepdim=True)
+    delta = value - x.amin(1, keepdim=True)
+    saturation = torch.where(value > 0, delta / value.clamp_min(1e-12), torch.zeros_like(value))
+    new = (saturation * scale + shift).clamp(0, 1)
+    coloured = value - (value - x) * new / saturation.clamp_min(1e-12)
+    grey = torch.cat([value, value * (1 - new), value * (1 - new)], 1)
+    return torch.where(delta > 0, coloured, grey).clamp(0, 1)
 
 
 def elastic_transform(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:
@@ -64,13 +72,13 @@ def elastic_transform(x: torch.Tensor, severity: int, generators: draws.Generato
     return out.clamp(0, 1)
 
 
-def _box_matrix(size: int, out_size: int, device: torch.device) -> torch.Tensor:
+def _box_matrix(size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """ Pillow's BOX downscale as a matrix: output pixel o averages the input pixels whose centres lie in its box. """
     scale = size / out_size
     centres = torch.arange(size, device=device, dtype=torch.float64) + 0.5
     low = torch.arange(out_size, device=device, dtype=torch.float64)[:, None] * scale
     inside = ((centres[None, :] >= low) & (centres[None, :] < low + scale)).double()
-    return inside / inside.sum(1, keepdim=True)
+    return (inside / inside.sum(1, keepdim=True)).to(dtype)
 
 
 def pixelate(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:
@@ -79,12 +87,12 @@ def pixelate(x: torch.Tensor, severity: int, generators: draws.Generators) -> to
     height, width = x.shape[-2:]
     factor = PIXELATE[severity - 1]
     small_h, small_w = int(height * factor), int(width * factor)
-    values = torch.round(x.double() * 255)
-    values = torch.floor(values @ _box_matrix(width, small_w, x.device).T + 0.5)
-    values = torch.floor(_box_matrix(height, small_h, x.device) @ values + 0.5)
+    values = torch.round(x * 255)
+    values = torch.floor(values @ _box_matrix(width, small_w, x.device, x.dtype).T + 0.5)
+    values = torch.floor(_box_matrix(height, small_h, x.device, x.dtype) @ values + 0.5)
     rows = torch.floor((torch.arange(height, device=x.device) + 0.5) * small_h / height).long()
     cols = torch.floor((torch.arange(width, device=x.device) + 0.5) * small_w / width).long()
-    return (values[..., rows, :][..., cols] / 255).to(x.dtype)
+    return values[..., rows, :][..., cols] / 255
 
 
 def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:

@@ -4,8 +4,9 @@ Images are (N, C, H, W) float tensors. Padding is done by gathering indices, so 
 for every border rule (the reference's OpenCV / SciPy rules: 'replicate' = SciPy 'nearest', 'symmetric' = SciPy
 'reflect', 'reflect101' = OpenCV's default border).
 """
+import functools
 import math
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +28,18 @@ def border_index(size: int, before: int, after: int, mode: str, device: torch.de
     raise ValueError(f'unknown border mode {mode!r}')
 
 
-def pad2d(x: torch.Tensor, pad_h: int, pad_w: int, mode: str) -> torch.Tensor:
-    """ `x` (..., H, W) padded by `pad_h` rows and `pad_w` columns on each side. """
-    rows = border_index(x.shape[-2], pad_h, pad_h, mode, x.device)
-    cols = border_index(x.shape[-1], pad_w, pad_w, mode, x.device)
+def pad2d(x: torch.Tensor, pad_h: int, pad_w: int, mode: str, extra_h: int = 0, extra_w: int = 0) -> torch.Tensor:
+    """ `x` (..., H, W) padded by `pad_h` rows and `pad_w` columns on each side (plus `extra_*` after). """
+    h, w = x.shape[-2:]
+    native = {'replicate': 'replicate', 'reflect101': 'reflect'}.get(mode)
+    if native == 'replicate' or (native == 'reflect' and max(pad_h, pad_h + extra_h) < h and
+                                 max(pad_w, pad_w + extra_w) < w):
+        shape = x.shape
+        flat = x.reshape(-1, 1, h, w) if x.dim() != 4 else x
+        out = F.pad(flat, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h), mode=native)
+        return out.reshape(*shape[:-2], *out.shape[-2:])
+    rows = border_index(h, pad_h, pad_h + extra_h, mode, x.device)
+    cols = border_index(w, pad_w, pad_w + extra_w, mode, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
@@ -42,15 +51,26 @@ def gaussian_kernel1d(sigma: float, truncate: float) -> torch.Tensor:
     return weights / weights.sum()
 
 
+@functools.lru_cache(maxsize=64)
+def filter_matrix(size: int, kernel: Tuple[float, ...], mode: str, device: torch.device, dtype: torch.dtype
+                  ) -> torch.Tensor:
+    """ The (size, size) matrix M with (row @ M)[o] = sum_j kernel[j] * row[border(o + j - r)]: a centred 1-D
+    correlation with the border rule folded in (any kernel length, whatever the size). """
+    radius = len(kernel) // 2
+    outputs = torch.arange(size).repeat_interleave(len(kernel))
+    sources = border_index(size, radius, radius, mode, torch.device('cpu')).unfold(0, len(kernel), 1).flatten()
+    weights = torch.tensor(kernel, dtype=torch.float64).repeat(size)
+    matrix = torch.zeros(size, size, dtype=torch.float64).index_put_((sources, outputs), weights, accumulate=True)
+    return matrix.to(device=device, dtype=dtype)
+
+
 def separable_filter(x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor, mode: str) -> torch.Tensor:
-    """ Correlate every channel of `x` (N, C, H, W) with the column kernel `kernel_h` and the row kernel `kernel_w`
-    (odd lengths, centred), borders by `mode`. """
-    n, c, h, w = x.shape
-    rh, rw = len(kernel_h) // 2, len(kernel_w) // 2
-    flat = pad2d(x.reshape(n * c, 1, h, w), rh, rw, mode)
-    flat = F.conv2d(flat, kernel_h.to(x).view(1, 1, -1, 1))
-    flat = F.conv2d(flat, kernel_w.to(x).view(1, 1, 1, -1))
-    return flat.view(n, c, h, w)
+    """ Correlate every channel of `x` (..., H, W) with the column kernel `kernel_h` and the row kernel `kernel_w`
+    (odd lengths, centred), borders by `mode`; as two matrix products (fast on CPU and GPU for blur radii). """
+    h, w = x.shape[-2:]
+    rows = filter_matrix(w, tuple(kernel_w.tolist()), mode, x.device, x.dtype)
+    cols = filter_matrix(h, tuple(kernel_h.tolist()), mode, x.device, x.dtype)
+    return cols.T @ (x @ rows)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: Sequence[float], mode: str = 'replicate', truncate: float = 4.0
@@ -65,6 +85,18 @@ def box_blur3(x: torch.Tensor) -> torch.Tensor:
     return separable_filter(x, ones, ones, 'reflect101')
 
 
+def fast_fft_size(n: int) -> int:
+    """ The smallest size >= n with no prime factor above 5 (fast FFT lengths). """
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
 def fft_filter(x: torch.Tensor, taps: List[torch.Tensor], mode: str) -> torch.Tensor:
     """ out[n, c, y, x] = sum_k w_k * x[n, c, y - dy_k, x - dx_k] (borders by `mode`), by FFT.
 
@@ -73,8 +105,8 @@ def fft_filter(x: torch.Tensor, taps: List[torch.Tensor], mode: str) -> torch.Te
     """
     n, c, h, w = x.shape
     reach = max(int(t[:, :2].abs().max().item()) if len(t) else 0 for t in taps)
-    padded = pad2d(x, reach, reach, mode)
-    ph, pw = padded.shape[-2:]
+    ph, pw = fast_fft_size(h + 2 * reach), fast_fft_size(w + 2 * reach)
+    padded = pad2d(x, reach, reach, mode, ph - h - 2 * reach, pw - w - 2 * reach)
     kernels = torch.zeros(len(taps), ph, pw, dtype=x.dtype, device=x.device)
     for kernel, t in zip(kernels, taps):
         t = t.to(x.device)

@@ -25,10 +25,10 @@ def shot_noise(x: torch.Tensor, severity: int, generators: draws.Generators) -> 
 def impulse_noise(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:
     """ Salt and pepper (scikit-image 's&p'): each pixel and channel is flipped with probability `amount`, to 1 or 0
     with equal chance. """
-    flips = draws.uniform(generators, (2, *x.shape[1:]), 0.0, 1.0)
-    flipped = flips[:, 0] <= IMPULSE_AMOUNT[severity - 1]
-    salt = (flips[:, 1] <= 0.5).to(x.dtype)
-    return torch.where(flipped, salt, x)
+    amount = IMPULSE_AMOUNT[severity - 1]
+    draw = draws.uniform(generators, x.shape[1:], 0.0, 1.0)
+    salt = (draw <= amount / 2).to(x.dtype)  # given a flip (draw <= amount), salt or pepper with chance 1/2 each
+    return torch.where(draw <= amount, salt, x)
 
 
 def speckle_noise(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:

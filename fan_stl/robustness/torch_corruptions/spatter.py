@@ -63,12 +63,16 @@ def canny(u8: torch.Tensor) -> torch.Tensor:
 def chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
     """ OpenCV `distanceTransform(not edges, DIST_L2, 5)` capped at 20: the 5 x 5 chamfer distance to an edge. """
     big = 1e4
+    h, w = edges.shape[-2:]
     distance = torch.where(edges, 0.0, big)
     for _ in range(DISTANCE_CAP):
+        padded = F.pad(distance, (2, 2, 2, 2), value=big)
         best = distance
         for dy, dx, weight in CHAMFER:
-            best = torch.minimum(best, _shifted(distance, dy, dx, big) + weight)
-            best = torch.minimum(best, _shifted(distance, -dy, -dx, big) + weight)
+            for sy, sx in ((dy, dx), (-dy, -dx)):
+                best = torch.minimum(best, padded[..., 2 + sy:2 + sy + h, 2 + sx:2 + sx + w] + weight)
+        if torch.equal(best, distance):
+            break
         distance = best
     return distance.clamp(max=DISTANCE_CAP)
 
