@@ -2,6 +2,7 @@
 
     from fan_stl.robustness import evaluate_robustness, corrupt_folder, format_tables, plot_corruption_errors
     corrupt_folder('val', 'val-c', workers=8)                      # needs the robustness extra (imagecorruptions-imaug)
+    corrupt_tree('leftImg8bit/val', 'cityscapes-c', backend='torch', lossless=True)   # any tree, batched torch
     results = evaluate_robustness(model, 'my_model', 'out/my_model.json', clean='val', imagenet_c='val-c')
     print(format_tables([results]))
 
@@ -13,7 +14,8 @@ from typing import Any, Dict, List
 
 _EXPORTS: Dict[str, List[str]] = {
     'class_maps': ['LabelMap', 'dataset_label_map', 'imagenet1k_wnids', 'imagenet_subset_label_map'],
-    'corrupt': ['CorruptionRun', 'OnTheFlyCorruption', 'corrupt_folder', 'corrupt_image', 'read_manifest'],
+    'corrupt': ['CorruptionRun', 'OnTheFlyCorruption', 'corrupt_folder', 'corrupt_image', 'corrupt_tree',
+                'read_manifest'],
     'evaluate': [
         'EvalSettings', 'NonFiniteOutputError', 'OnTheFlySpec', 'ResultsMismatchError', 'UnreadableImageError',
         'baseline_from_results', 'error_grid', 'evaluate_corruptions_on_the_fly', 'evaluate_imagefolder',
@@ -25,6 +27,8 @@ _EXPORTS: Dict[str, List[str]] = {
         'relative_mce', 'summarize_corruptions', 'topk_correct'],
     'names': ['ALL_CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'SEVERITIES', 'STANDARD_CORRUPTIONS'],
     'report': ['format_tables', 'plot_corruption_errors', 'summary_row', 'write_csvs'],
+    'tensor_corruption': ['TensorCorruption'],
+    'torch_corruptions': ['corrupt_batch'],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
