@@ -11,12 +11,15 @@
 Needs the robustness extra (imagecorruptions-imaug); used by benchmarks/corruption_agreement.py and the tests.
 """
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Dict, Sequence
 
 import numpy as np
 import torch
 
 from .corrupt import cell_seed, corrupt_image
+from .images import read_rgb
+from .layouts import is_image
 from .names import ALL_CORRUPTIONS
 from .torch_corruptions import corrupt_batch, to_uint8
 
@@ -37,6 +40,17 @@ class Agreement:
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+def load_images(root: Path, count: int, size: int) -> np.ndarray:
+    """ `count` images spread over the sorted files under `root`, resized (bicubic) to size x size:
+    (count, size, size, 3) uint8. The benchmarks' and the tests' common input. """
+    files = sorted(p for p in Path(root).rglob('*') if is_image(p))
+    if len(files) < count:
+        raise ValueError(f'{root} holds {len(files)} images, fewer than the {count} asked for')
+    step = len(files) // count
+    picked = files[::step][:count]
+    return np.stack([np.asarray(read_rgb(f).resize((size, size), 3)) for f in picked])  # 3: Image.BICUBIC
 
 
 def reference_images(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:

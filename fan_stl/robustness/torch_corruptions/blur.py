@@ -70,7 +70,8 @@ def motion_taps(radius: int, sigma: float, angle: float, height: int, width: int
 def motion_blur_layer(x: torch.Tensor, radius: int, sigma: float, angles: Sequence[float]) -> torch.Tensor:
     """ Each image of `x` blurred along its own angle; borders replicated as the reference's `shift`. """
     height, width = x.shape[-2:]
-    return fft_filter(x, [motion_taps(radius, sigma, a, height, width) for a in angles], 'replicate')
+    taps = [motion_taps(radius, sigma, a, height, width) for a in angles]
+    return fft_filter(x, taps, 'replicate', reach=2 * radius)  # the reach of any angle: batch-independent
 
 
 def motion_blur(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:

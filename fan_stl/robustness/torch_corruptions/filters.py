@@ -6,7 +6,7 @@ for every border rule (the reference's OpenCV / SciPy rules: 'replicate' = SciPy
 """
 import functools
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -97,14 +97,17 @@ def fast_fft_size(n: int) -> int:
         n += 1
 
 
-def fft_filter(x: torch.Tensor, taps: List[torch.Tensor], mode: str) -> torch.Tensor:
+def fft_filter(x: torch.Tensor, taps: List[torch.Tensor], mode: str, reach: Optional[int] = None) -> torch.Tensor:
     """ out[n, c, y, x] = sum_k w_k * x[n, c, y - dy_k, x - dx_k] (borders by `mode`), by FFT.
 
     `taps[n]` is a (K, 3) tensor of rows (dy, dx, weight) for image n (or one entry for all images). One FFT per
     channel, whatever the number of taps: the cost of a 41-tap motion blur or a 21 x 21 defocus disk is the same.
+    `reach` (default: the largest shift) fixes the padding, so that an image's result does not depend on the taps
+    of the other images in its batch.
     """
     n, c, h, w = x.shape
-    reach = max(int(t[:, :2].abs().max().item()) if len(t) else 0 for t in taps)
+    if reach is None:
+        reach = max(int(t[:, :2].abs().max().item()) if len(t) else 0 for t in taps)
     ph, pw = fast_fft_size(h + 2 * reach), fast_fft_size(w + 2 * reach)
     padded = pad2d(x, reach, reach, mode, ph - h - 2 * reach, pw - w - 2 * reach)
     kernels = torch.zeros(len(taps), ph, pw, dtype=x.dtype, device=x.device)

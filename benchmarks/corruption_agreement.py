@@ -1,0 +1,134 @@
+"""How faithful fan_stl's torch corruptions are to imagecorruptions, per corruption, on the same images.
+
+    python benchmarks/corruption_agreement.py --images 200 --record
+    python benchmarks/corruption_agreement.py --accuracy OUT/torch/MODEL.json OUT/imagecorruptions/MODEL.json --record
+
+The first form measures `fan_stl.robustness.corruption_agreement` on `--images` Imagenette-128 validation
+photographs resized to `--size` (224) px, every severity: for the corruptions without randomness the mean absolute
+difference of the two 8-bit outputs (grey levels; 1 = 1/255), for the random ones the statistics of the
+perturbation (corrupted - clean) on both sides: std, mean |.| and the share of its power above half Nyquist
+(averaged over the severities; the largest relative difference of a severity is given too). Motion blur's kernel
+and frost's textures are also compared at the reference's own draw (same angle, same texture and crop).
+
+The second form compares two `eval --corrupt-on-the-fly` results files of one model on the same images, one per
+`--corruption-backend`: top-1 per cell, the largest and mean difference per corruption. `--record` appends the
+table, command and versions to benchmarks/RESULTS.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fan_stl.robustness.corruption_agreement import (  # noqa: E402
+    EXACT, frost_with_texture, load_images, measure, motion_blur_at_angle,
+)
+from fan_stl.robustness.names import ALL_CORRUPTIONS  # noqa: E402
+
+from corruption_speed import DEFAULT_DATA, versions  # noqa: E402
+from throughput import RESULTS, append_atomic  # noqa: E402
+
+MOTION_ANGLES = (-40.0, -12.5, 0.0, 25.0, 44.0)
+
+
+def agreement_table(images: np.ndarray, corruptions: List[str], severities: List[int], seed: int) -> str:
+    lines = ['| corruption | kind | mean abs diff (grey levels, mean / max over severities) | perturbation std: '
+             'reference / torch | mean abs: reference / torch | high-freq share: reference / torch | largest '
+             'relative diff (std, mean abs) |', '|---|---|---|---|---|---|---|']
+    for corruption in corruptions:
+        cells = [measure(images, corruption, s, seed) for s in severities]
+        diffs = [c.mean_abs_diff for c in cells]
+
+        def pair(key: str, fmt: str = '.2f') -> str:
+            ref = np.mean([c.reference_stats[key] for c in cells])
+            ours = np.mean([c.torch_stats[key] for c in cells])
+            return f'{ref:{fmt}} / {ours:{fmt}}'
+        worst = max(abs(c.reference_stats[k] - c.torch_stats[k]) / max(abs(c.reference_stats[k]), 1e-9)
+                    for c in cells for k in ('std', 'mean_abs'))
+        lines.append(f'| {corruption} | {cells[0].kind} | {np.mean(diffs):.3f} / {max(diffs):.3f} | {pair("std")} | '
+                     f'{pair("mean_abs")} | {pair("high_freq_share", ".3f")} | {100 * worst:.1f}% |')
+        print(lines[-1], flush=True)
+    extra = []
+    if 'motion_blur' in corruptions:
+        motion = [motion_blur_at_angle(images[:16], s, a) for s in severities for a in MOTION_ANGLES]
+        extra.append(f'- motion blur at the same angle ({", ".join(map(str, MOTION_ANGLES))} degrees, 16 images): '
+                     f'mean abs diff {np.mean(motion):.3f} grey levels (max {max(motion):.3f})')
+    if 'frost' in corruptions:
+        frost = [frost_with_texture(images[:16], s, seed=s) for s in severities]
+        extra.append(f'- frost with the reference\'s texture and crop (16 images): mean abs diff '
+                     f'{np.mean(frost):.3f} grey levels (max {max(frost):.3f})')
+    return '\n'.join(lines) + ('\n\n' + '\n'.join(extra) if extra else '')
+
+
+def accuracy_table(torch_file: Path, reference_file: Path) -> str:
+    cells = [json.loads(Path(f).read_text())['imagenet_c'] for f in (torch_file, reference_file)]
+    backends = [c.get('on_the_fly', {}).get('backend') for c in cells]
+    if backends != ['torch', 'imagecorruptions']:
+        raise ValueError(f'expected a torch and an imagecorruptions results file, in that order; got {backends}')
+    lines = ['| corruption | top-1 torch (mean over severities) | top-1 imagecorruptions | largest cell difference '
+             '(points) | mean cell difference |', '|---|---|---|---|---|']
+    all_diffs = []
+    for corruption in ALL_CORRUPTIONS:
+        if corruption not in cells[0]['cells'] or corruption not in cells[1]['cells']:
+            continue
+        ours, ref = (c['cells'][corruption] for c in cells)
+        severities = sorted(set(ours) & set(ref))
+        diffs = [ours[s]['top1'] - ref[s]['top1'] for s in severities]
+        all_diffs += diffs
+        lines.append(f'| {corruption} | {np.mean([ours[s]["top1"] for s in severities]):.1f} | '
+                     f'{np.mean([ref[s]["top1"] for s in severities]):.1f} | {max(diffs, key=abs):+.1f} | '
+                     f'{np.mean(diffs):+.2f} |')
+    images = cells[0]['cells'][next(iter(cells[0]['cells']))]['1']['num_images']
+    lines.append(f'| **all cells** | | | {max(all_diffs, key=abs):+.1f} | {np.mean(all_diffs):+.2f} '
+                 f'(mean abs {np.mean(np.abs(all_diffs)):.2f}; one image = {100 / images:.2f} points) |')
+    return '\n'.join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data', type=Path, default=DEFAULT_DATA, help='folder of images (any tree)')
+    parser.add_argument('--images', type=int, default=200)
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--corruptions', nargs='+', default=list(ALL_CORRUPTIONS), choices=list(ALL_CORRUPTIONS))
+    parser.add_argument('--severities', nargs='+', type=int, default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5])
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--accuracy', nargs=2, type=Path, metavar=('TORCH_JSON', 'REFERENCE_JSON'),
+                        help='compare two eval results files instead (one per --corruption-backend)')
+    parser.add_argument('--record', action='store_true', help='append the table to benchmarks/RESULTS.md')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = f'python benchmarks/corruption_agreement.py {" ".join(argv if argv is not None else sys.argv[1:])}'
+    if args.accuracy:
+        table = accuracy_table(*args.accuracy)
+        title = 'accuracy per cell, torch vs imagecorruptions backend'
+        facts = f'- command: `{command}`\n- versions: {versions()}\n'
+    else:
+        if not args.data.is_dir():
+            print(f'error: no images at {args.data}; pass --data FOLDER', file=sys.stderr)
+            return 2
+        images = load_images(args.data, args.images, args.size)
+        table = agreement_table(images, args.corruptions, args.severities, args.seed)
+        title = 'agreement with imagecorruptions'
+        facts = (f'- command: `{command}`\n- images: {args.images} Imagenette-128 validation photographs resized to '
+                 f'{args.size} px; severities {args.severities}; seed {args.seed}; exact kinds: {", ".join(EXACT)}\n'
+                 f'- load average {"/".join(f"{v:.1f}" for v in os.getloadavg())}; versions: {versions()}\n')
+    print(table)
+    if args.record:
+        append_atomic(RESULTS, f'\n## corruption_agreement.py: {title} — {datetime.date.today().isoformat()}\n\n'
+                               f'{facts}\n{table}\n')
+        print(f'recorded in {RESULTS}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
