@@ -20,7 +20,6 @@ its own random draws, so its images are not the reference's and the manifest rec
 `<dst>/<corruption>/<severity>/`, and `lossless=True` writes PNG.
 """
 import contextlib
-import hashlib
 import io
 import json
 import multiprocessing
@@ -41,6 +40,7 @@ from ..extras import install_hint
 from .images import file_list_fingerprint, list_images, read_rgb
 from .layouts import is_image, list_classes
 from .names import ALL_CORRUPTIONS, SEVERITIES
+from .seeds import cell_seed
 
 IMAGE_FORMATS = {'jpg': ('JPEG', {'quality': 85}), 'png': ('PNG', {})}
 MIN_IMAGE_SIZE = 32  # the corruption functions refuse anything smaller
@@ -63,12 +63,6 @@ def _imagecorruptions():
             f'corruption generation needs the optional package imagecorruptions-imaug: {install_hint("robustness")}'
         ) from None
     return imagecorruptions
-
-
-def cell_seed(seed: int, relative_path: str, corruption: str, severity: int) -> int:
-    """ A 32-bit seed that depends only on the run seed, the image's relative path, the corruption and severity. """
-    key = f'{seed}|{relative_path}|{corruption}|{severity}'.encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], 'little')
 
 
 def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:

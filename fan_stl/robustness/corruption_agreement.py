@@ -17,10 +17,11 @@ from typing import Any, Dict, Sequence
 import numpy as np
 import torch
 
-from .corrupt import cell_seed, corrupt_image
+from .corrupt import corrupt_image
 from .images import read_rgb
 from .layouts import is_image
 from .names import ALL_CORRUPTIONS
+from .seeds import cell_seed
 from .torch_corruptions import corrupt_batch, to_uint8
 
 EXACT = ('defocus_blur', 'zoom_blur', 'gaussian_blur', 'brightness', 'contrast', 'saturate', 'pixelate',

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional, Sequence, Union
 import torch
 
 from ..names import ALL_CORRUPTIONS, SEVERITIES
+from ..seeds import cell_seed
 from . import blur, digital, noise, spatter as spatter_module, weather
 from .draws import Generators, make_generators
 
@@ -78,7 +79,6 @@ def corrupt_batch(
     `keys` name the images for their seeds (e.g. relative paths; default 0..N-1): the same (seed, key, corruption,
     severity) gives the same output in any batch. Round with `to_uint8` for the reference's 8-bit images.
     """
-    from ..corrupt import cell_seed
     check_request(corruption, severity)
     batch = as_batch(images)
     height, width = batch.shape[-2:]
