@@ -98,7 +98,7 @@ def pixelate(x: torch.Tensor, severity: int, generators: draws.Generators) -> to
 def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
     """ Each image encoded as JPEG at `quality` and decoded (torchvision; on the GPU for CUDA tensors). """
     encoded: List[torch.Tensor] = encode_jpeg(list(to_uint8(x)), quality=quality)
-    decoded = decode_jpeg(encoded, device=x.device)
+    decoded = decode_jpeg([data.cpu() for data in encoded], device=x.device)  # decode_jpeg reads bytes on the CPU
     return torch.stack(decoded).to(x.dtype) / 255
 
 
