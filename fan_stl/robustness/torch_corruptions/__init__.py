@@ -9,9 +9,9 @@ docstring). Image n of a batch is corrupted from its own generator, seeded by (s
 (`keys` default: the positions 0..N-1), so a result depends neither on the batch nor on the device's other work.
 Random corruptions draw from torch's generators, not numpy's: they agree with the reference in distribution, not
 image for image; benchmarks/corruption_agreement.py measures how closely (table in benchmarks/RESULTS.md).
-What is not the reference's algorithm: glass blur swaps pixels in interleaved parallel phases, not one after the
-other (`blur.glass_permutation`); JPEG is torchvision's libjpeg encoder, not Pillow's. Frost reads its six textures
-from the installed imagecorruptions package.
+Glass blur's pixel moves are the reference's sequential loop, computed in parallel with the same result
+(`blur.glass_sources`); JPEG is torchvision's libjpeg encoder, not Pillow's (identical files in the measurements).
+Frost reads its six textures from the installed imagecorruptions package (they are not shipped with fan_stl).
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
