@@ -139,6 +139,7 @@ def sources_after_moves(shifts: Sequence[torch.Tensor], height: int, width: int,
     here = (rows[:, None] * width + cols[None, :]).flatten()
     here_rows, here_cols = here // width, here % width
     identity = torch.arange(pixels, device=device).repeat(n, 1)
+    inside = (slice(None), slice(delta + 1, height - delta + 1), slice(delta + 1, width - delta + 1))
     index = identity
     for shift in shifts:
         there_rows, there_cols = here_rows + shift[:, 0], here_cols + shift[:, 1]
@@ -146,9 +147,9 @@ def sources_after_moves(shifts: Sequence[torch.Tensor], height: int, width: int,
         visited_before = ((there > here) & (there_rows > delta) & (there_rows <= height - delta)
                           & (there_cols > delta) & (there_cols <= width - delta))
         source = identity.clone()
-        source[:, here] = there
+        source.view(n, height, width)[inside] = there.view(n, len(rows), len(cols))
         link = identity.clone()
-        link[:, here] = torch.where(visited_before, there, here)
+        link.view(n, height, width)[inside] = torch.where(visited_before, there, here).view(n, len(rows), len(cols))
         while True:
             jumped = link.gather(1, link)
             if torch.equal(jumped, link):
