@@ -1,7 +1,7 @@
 """How faithful fan_stl's torch corruptions are to imagecorruptions, per corruption, on the same images.
 
     python benchmarks/corruption_agreement.py --images 200 --record
-    python benchmarks/corruption_agreement.py --accuracy OUT/torch/MODEL.json OUT/imagecorruptions/MODEL.json --record
+    python benchmarks/corruption_agreement.py --accuracy TORCH.json REFERENCE.json [REFERENCE_SEED1.json] --record
 
 The first form measures `fan_stl.robustness.corruption_agreement` on `--images` Imagenette-128 validation
 photographs resized to `--size` (224) px, every severity: for the corruptions without randomness the mean absolute
@@ -10,8 +10,9 @@ perturbation (corrupted - clean) on both sides: std, mean |.| and the share of i
 (averaged over the severities; the largest relative difference of a severity is given too). Motion blur's kernel
 and frost's textures are also compared at the reference's own draw (same angle, same texture and crop).
 
-The second form compares two `eval --corrupt-on-the-fly` results files of one model on the same images, one per
-`--corruption-backend`: top-1 per cell, the largest and mean difference per corruption. `--record` appends the
+The second form compares `eval --corrupt-on-the-fly` results files of one model on the same images: the torch
+backend's, the imagecorruptions backend's and, optionally, the imagecorruptions backend's at another `--seed`
+(how much a cell moves with the random draw alone): top-1 per cell, the largest and mean difference per corruption. `--record` appends the
 table, command and versions to benchmarks/RESULTS.md.
 """
 import argparse
@@ -67,27 +68,44 @@ def agreement_table(images: np.ndarray, corruptions: List[str], severities: List
     return '\n'.join(lines) + ('\n\n' + '\n'.join(extra) if extra else '')
 
 
-def accuracy_table(torch_file: Path, reference_file: Path) -> str:
-    cells = [json.loads(Path(f).read_text())['imagenet_c'] for f in (torch_file, reference_file)]
-    backends = [c.get('on_the_fly', {}).get('backend') for c in cells]
-    if backends != ['torch', 'imagecorruptions']:
-        raise ValueError(f'expected a torch and an imagecorruptions results file, in that order; got {backends}')
-    lines = ['| corruption | top-1 torch (mean over severities) | top-1 imagecorruptions | largest cell difference '
-             '(points) | mean cell difference |', '|---|---|---|---|---|']
-    all_diffs = []
+def _cells(path: Path, backend: str) -> Dict[str, Dict[str, Dict[str, float]]]:
+    section = json.loads(Path(path).read_text())['imagenet_c']
+    found = section.get('on_the_fly', {}).get('backend')
+    if found != backend:
+        raise ValueError(f'{path} holds results of the {found} backend, not {backend}: give the torch file first, then '
+                         f'the imagecorruptions file(s)')
+    return section['cells']
+
+
+def accuracy_table(torch_file: Path, reference_file: Path, other_seed_file: Optional[Path] = None) -> str:
+    """ Top-1 per cell of the torch backend against the reference; with `other_seed_file` (the reference at another
+    --seed) also the reference against itself: how much a cell moves with the random draw alone. """
+    ours, ref = _cells(torch_file, 'torch'), _cells(reference_file, 'imagecorruptions')
+    other = _cells(other_seed_file, 'imagecorruptions') if other_seed_file else None
+    header = '| corruption | top-1 torch (mean over severities) | top-1 imagecorruptions | torch - reference: largest ' \
+             'cell / mean |' + (' reference, other seed - reference: largest cell / mean |' if other else '')
+    lines = [header, '|---|---|---|---|' + ('---|' if other else '')]
+    diffs: Dict[str, List[float]] = {'torch': [], 'seed': []}
+
+    def column(cells: Dict[str, Dict[str, float]], corruption: str, key: str) -> str:
+        found = [cells[corruption][s]['top1'] - ref[corruption][s]['top1'] for s in sorted(ref[corruption])]
+        diffs[key] += found
+        return f'{max(found, key=abs):+.1f} / {np.mean(found):+.2f}'
+
     for corruption in ALL_CORRUPTIONS:
-        if corruption not in cells[0]['cells'] or corruption not in cells[1]['cells']:
+        if corruption not in ours or corruption not in ref:
             continue
-        ours, ref = (c['cells'][corruption] for c in cells)
-        severities = sorted(set(ours) & set(ref))
-        diffs = [ours[s]['top1'] - ref[s]['top1'] for s in severities]
-        all_diffs += diffs
-        lines.append(f'| {corruption} | {np.mean([ours[s]["top1"] for s in severities]):.1f} | '
-                     f'{np.mean([ref[s]["top1"] for s in severities]):.1f} | {max(diffs, key=abs):+.1f} | '
-                     f'{np.mean(diffs):+.2f} |')
-    images = cells[0]['cells'][next(iter(cells[0]['cells']))]['1']['num_images']
-    lines.append(f'| **all cells** | | | {max(all_diffs, key=abs):+.1f} | {np.mean(all_diffs):+.2f} '
-                 f'(mean abs {np.mean(np.abs(all_diffs)):.2f}; one image = {100 / images:.2f} points) |')
+        mean = [np.mean([cells[corruption][s]['top1'] for s in sorted(ref[corruption])]) for cells in (ours, ref)]
+        lines.append(f'| {corruption} | {mean[0]:.1f} | {mean[1]:.1f} | {column(ours, corruption, "torch")} |' +
+                     (f' {column(other, corruption, "seed")} |' if other else ''))
+    images = next(iter(next(iter(ref.values())).values()))['num_images']
+
+    def summary(key: str) -> str:
+        values = np.array(diffs[key])
+        return (f'{max(values, key=abs):+.1f} / {values.mean():+.2f} (mean abs {np.abs(values).mean():.2f}, '
+                f'{(np.abs(values) <= 1.0 + 1e-9).mean() * 100:.0f}% of cells within 1 point)')
+    lines.append(f'| **all cells** ({images} images; one image = {100 / images:.2f} points) | | | {summary("torch")} |'
+                 + (f' {summary("seed")} |' if other else ''))
     return '\n'.join(lines)
 
 
@@ -99,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--corruptions', nargs='+', default=list(ALL_CORRUPTIONS), choices=list(ALL_CORRUPTIONS))
     parser.add_argument('--severities', nargs='+', type=int, default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5])
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--accuracy', nargs=2, type=Path, metavar=('TORCH_JSON', 'REFERENCE_JSON'),
-                        help='compare two eval results files instead (one per --corruption-backend)')
+    parser.add_argument('--accuracy', nargs='+', type=Path, metavar='JSON',
+                        help='compare eval results files instead: the torch backend\'s, the imagecorruptions '
+                             'backend\'s, and optionally the imagecorruptions backend\'s at another --seed')
     parser.add_argument('--record', action='store_true', help='append the table to benchmarks/RESULTS.md')
     return parser
 
@@ -109,6 +128,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     command = f'python benchmarks/corruption_agreement.py {" ".join(argv if argv is not None else sys.argv[1:])}'
     if args.accuracy:
+        if len(args.accuracy) not in (2, 3):
+            print('error: --accuracy takes 2 or 3 results files (torch, imagecorruptions[, imagecorruptions at '
+                  'another seed])', file=sys.stderr)
+            return 2
         table = accuracy_table(*args.accuracy)
         title = 'accuracy per cell, torch vs imagecorruptions backend'
         facts = f'- command: `{command}`\n- versions: {versions()}\n'

@@ -41,7 +41,9 @@ def _results(path: Path, backend: str, top1: float) -> Path:
 
 def test_accuracy_table_compares_cells_and_checks_the_backends(tmp_path):
     ours, ref = _results(tmp_path / 't.json', 'torch', 52.0), _results(tmp_path / 'r.json', 'imagecorruptions', 50.0)
-    table = corruption_agreement.accuracy_table(ours, ref)
-    assert '| fog | 46.0 | 45.0 | +2.0 | +1.00 |' in table and 'one image = 2.00 points' in table
-    with pytest.raises(ValueError, match='in that order'):
+    seed = _results(tmp_path / 's.json', 'imagecorruptions', 49.0)
+    table = corruption_agreement.accuracy_table(ours, ref, seed)
+    assert '| fog | 46.0 | 45.0 | +2.0 / +1.00 | -1.0 / -0.50 |' in table and 'one image = 2.00 points' in table
+    assert '50% of cells within 1 point' in table and '100% of cells within 1 point' in table
+    with pytest.raises(ValueError, match='the torch file first'):
         corruption_agreement.accuracy_table(ref, ours)
