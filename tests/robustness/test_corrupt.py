@@ -158,10 +158,11 @@ def test_16_bit_sources_are_scaled_not_clipped(tmp_path):
     assert Image.open(tmp_path / 'src' / 'grey' / 'ramp.png').mode == 'I;16'
     expected = ramp / 257.0
     assert np.abs(np.asarray(read_rgb(tmp_path / 'src' / 'grey' / 'ramp.png'))[..., 0] - expected).max() <= 0.5
-    corrupt_folder(tmp_path / 'src', tmp_path / 'c', corruptions=['pixelate'], severities=[1], image_format='png',
-                   progress=False)
-    out = read(tmp_path / 'c' / 'pixelate' / '1' / 'grey' / 'ramp.png').astype(float)
-    assert abs(out.mean() - expected.mean()) < 3 and (out == 255).mean() < 0.05
+    for backend in ('imagecorruptions', 'torch'):
+        corrupt_folder(tmp_path / 'src', tmp_path / backend, corruptions=['pixelate'], severities=[1],
+                       image_format='png', progress=False, backend=backend)
+        out = read(tmp_path / backend / 'pixelate' / '1' / 'grey' / 'ramp.png').astype(float)
+        assert abs(out.mean() - expected.mean()) < 3 and (out == 255).mean() < 0.05
 
 
 def _children(pid: int) -> list:
