@@ -30,13 +30,21 @@ def next_power_of_two(n: int) -> int:
 
 
 def plasma_fractal(generators: draws.Generators, size: int, decay: float) -> torch.Tensor:
-    """ The reference's diamond-square height map (size a power of two), per image, scaled to [0, 1]. """
+    """ The reference's diamond-square height map (size a power of two), per image, scaled to [0, 1]. All of an
+    image's uniform draws are taken at once and then used step by step, in the reference's order. """
     n, device = len(generators), generators[0].device
     heights = torch.zeros(n, size, size, device=device)
-    step, wibble = size, 100.0
+    shapes, step = [], size
+    while step >= 2:
+        cells = size // step
+        shapes += [(cells, cells)] * 3
+        step //= 2
+    noise = draws.uniform(generators, (sum(h * w for h, w in shapes),), -1.0, 1.0).split([h * w for h, w in shapes], 1)
+    step, wibble, draw = size, 100.0, iter(zip(noise, shapes))
 
     def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
-        return total / 4 + wibble * draws.uniform(generators, total.shape[1:], -wibble, wibble)
+        values, shape = next(draw)
+        return total / 4 + wibble * wibble * values.view(n, *shape)  # wibble * uniform(-wibble, wibble)
 
     while step >= 2:
         half = step // 2
