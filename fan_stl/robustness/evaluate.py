@@ -319,9 +319,10 @@ def evaluate_corruptions_on_the_fly(
         on_cell_done: Optional[Callable[[CellResults], None]] = None,
         results_path: Optional[Path] = None,
 ) -> CellResults:
-    """ As `evaluate_imagenet_c`, with each cell made in the data loader from the clean ImageFolder `root`: the same
-    images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed, image_format=spec.image_format)` followed by
-    `evaluate_imagenet_c(dst)`, without the copies on disk. """
+    """ As `evaluate_imagenet_c`, with each cell made during the evaluation from the clean ImageFolder `root`. With
+    `spec.backend` 'imagecorruptions', the same images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed,
+    image_format=spec.image_format)` followed by `evaluate_imagenet_c(dst)`, without the copies on disk; with 'torch',
+    each batch is corrupted on the device at the model's input size (`TensorCorruption`). """
     classes = list_classes(root)
     todo = [(c, s, Path(root), spec.cell(Path(root), c, s))
             for c in ALL_CORRUPTIONS if c in spec.corruptions for s in sorted(spec.severities)]
