@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fan_stl.robustness.corruption_agreement import (  # noqa: E402
-    EXACT, frost_with_texture, load_images, measure, motion_blur_at_angle,
+    EXACT, frost_with_texture, load_images, measure, motion_blur_at_angle, spatter_with_noise,
 )
 from fan_stl.robustness.names import ALL_CORRUPTIONS  # noqa: E402
 
@@ -56,15 +56,19 @@ def agreement_table(images: np.ndarray, corruptions: List[str], severities: List
         lines.append(f'| {corruption} | {cells[0].kind} | {np.mean(diffs):.3f} / {max(diffs):.3f} | {pair("std")} | '
                      f'{pair("mean_abs")} | {pair("high_freq_share", ".3f")} | {100 * worst:.1f}% |')
         print(lines[-1], flush=True)
-    extra = []
+    extra, few = [], f'{min(16, len(images))} images'
     if 'motion_blur' in corruptions:
         motion = [motion_blur_at_angle(images[:16], s, a) for s in severities for a in MOTION_ANGLES]
-        extra.append(f'- motion blur at the same angle ({", ".join(map(str, MOTION_ANGLES))} degrees, 16 images): '
+        extra.append(f'- motion blur at the same angle ({", ".join(map(str, MOTION_ANGLES))} degrees, {few}): '
                      f'mean abs diff {np.mean(motion):.3f} grey levels (max {max(motion):.3f})')
     if 'frost' in corruptions:
         frost = [frost_with_texture(images[:16], s, seed=s) for s in severities]
-        extra.append(f'- frost with the reference\'s texture and crop (16 images): mean abs diff '
+        extra.append(f'- frost with the reference\'s texture and crop ({few}): mean abs diff '
                      f'{np.mean(frost):.3f} grey levels (max {max(frost):.3f})')
+    if 'spatter' in corruptions:
+        spatter = [spatter_with_noise(images[:16], s, seed=s) for s in severities]
+        extra.append(f'- spatter with the reference\'s liquid noise ({few}): mean abs diff {np.mean(spatter):.3f} '
+                     f'grey levels (max {max(spatter):.3f})')
     return '\n'.join(lines) + ('\n\n' + '\n'.join(extra) if extra else '')
 
 

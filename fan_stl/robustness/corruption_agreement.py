@@ -5,8 +5,8 @@
 * Random ones: the two sides draw different random numbers, so images differ; what must agree is the perturbation
   (corrupted - clean): its mean, standard deviation, mean absolute value and the share of its power above half the
   Nyquist frequency (how fine-grained it is), over the same images.
-* Motion blur's and frost's deterministic part is checked with the reference's own draw (`motion_blur_at_angle`,
-  `frost_with_texture`): same angle, same texture and crop.
+* Motion blur's, frost's and spatter's deterministic part is checked with the reference's own draw
+  (`motion_blur_at_angle`, `frost_with_texture`, `spatter_with_noise`): same angle, texture and crop, or noise.
 
 Needs the robustness extra (imagecorruptions-imaug); used by benchmarks/corruption_agreement.py and the tests.
 """
@@ -121,6 +121,25 @@ def frost_with_texture(images: np.ndarray, severity: int, seed: int) -> float:
         layer = frost_layer(index, top, left, height, width, torch.device('cpu'))
         clean = torch.from_numpy(np.array(image)).permute(2, 0, 1).float()
         ours = to_uint8((weights[0] * clean + weights[1] * layer) / 255).permute(1, 2, 0).numpy()
+        total += float(np.abs(reference.astype(np.float64) - ours).mean())
+    return total / len(images)
+
+
+def spatter_with_noise(images: np.ndarray, severity: int, seed: int) -> float:
+    """ Mean |difference| (grey levels) of the two spatters when the torch side is given the liquid noise the
+    reference drew (numpy's global generator seeded with `seed`). """
+    from imagecorruptions import corrupt
+
+    from .torch_corruptions.spatter import SPATTER, spatter_from_noise
+    mean, std = SPATTER[severity - 1][:2]
+    total = 0.0
+    for image in images:
+        np.random.seed(seed)
+        reference = corrupt(image, severity, 'spatter')
+        np.random.seed(seed)
+        noise = torch.from_numpy(np.random.normal(size=image.shape[:2], loc=mean, scale=std))[None, None]
+        clean = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
+        ours = to_uint8(spatter_from_noise(clean, severity, noise))[0].permute(1, 2, 0).numpy()
         total += float(np.abs(reference.astype(np.float64) - ours).mean())
     return total / len(images)
 

@@ -8,7 +8,7 @@ from PIL import Image
 pytest.importorskip('imagecorruptions', reason='needs the robustness extra: pip install "fan_stl[robustness]"')
 
 from fan_stl.robustness.corruption_agreement import (  # noqa: E402
-    EXACT, RANDOM, frost_with_texture, measure, motion_blur_at_angle, within,
+    EXACT, RANDOM, frost_with_texture, measure, motion_blur_at_angle, spatter_with_noise, within,
 )
 from fan_stl.robustness.names import ALL_CORRUPTIONS  # noqa: E402
 from fan_stl.robustness.torch_corruptions import CORRUPTIONS, corrupt_batch  # noqa: E402
@@ -46,11 +46,12 @@ def test_random_corruptions_match_the_reference_in_distribution(photos, corrupti
         assert abs(high[0] - high[1]) <= 0.05, (severity, high)
 
 
-def test_motion_kernel_and_frost_texture_are_the_reference_s(photos):
-    for severity in (1, 3, 5):
+def test_given_the_reference_s_draw_motion_frost_and_spatter_are_the_reference_s(photos):
+    for severity in (1, 2, 3, 4, 5):
         for angle in (-44.0, -7.5, 30.0):
             assert motion_blur_at_angle(photos[:2], severity, angle) <= 0.1
         assert frost_with_texture(photos[:2], severity, seed=severity) <= 0.1
+        assert spatter_with_noise(photos[:2], severity, seed=severity) <= 0.1  # Canny, chamfer distance, ...
 
 
 def test_glass_moves_equal_the_reference_s_sequential_loop():

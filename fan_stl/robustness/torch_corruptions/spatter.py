@@ -106,9 +106,14 @@ def water_sheen(liquid: torch.Tensor) -> torch.Tensor:
 
 def spatter(x: torch.Tensor, severity: int, generators: draws.Generators) -> torch.Tensor:
     """ Water drops (severity 1-3) or mud (4-5) from a blurred, thresholded normal noise layer. """
-    mean, std, sigma, threshold, gain, mud = SPATTER[severity - 1]
-    liquid = draws.normal(generators, (1, *x.shape[-2:]), mean=mean, std=std).double()
-    liquid = gaussian_blur(liquid, (sigma, sigma))
+    mean, std = SPATTER[severity - 1][:2]
+    return spatter_from_noise(x, severity, draws.normal(generators, (1, *x.shape[-2:]), mean=mean, std=std))
+
+
+def spatter_from_noise(x: torch.Tensor, severity: int, noise: torch.Tensor) -> torch.Tensor:
+    """ Spatter made from the given liquid noise (N, 1, H, W) (the reference's first draw). """
+    _, _, sigma, threshold, gain, mud = SPATTER[severity - 1]
+    liquid = gaussian_blur(noise.double(), (sigma, sigma))
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if not mud:
         colour = torch.tensor(WATER, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
