@@ -118,3 +118,19 @@ def test_cuda_gives_the_same_deterministic_corruptions():
         assert (cpu - gpu).abs().mean() < 1 / 255, corruption
     for corruption in RANDOM:
         assert corrupt_batch(images.cuda(), corruption, 3).is_cuda
+
+
+def test_frost_without_imagecorruptions_names_the_install(monkeypatch):
+    from fan_stl.robustness.torch_corruptions import weather
+
+    def absent(package):
+        raise ModuleNotFoundError(f"No module named '{package}'")
+    weather.frost_texture.cache_clear()
+    weather.scaled_frost.cache_clear()
+    monkeypatch.setattr(weather.importlib.resources, 'files', absent)
+    try:
+        with pytest.raises(ImportError, match='textures from the package imagecorruptions-imaug.*pip install'):
+            corrupt_batch(torch.rand(1, 3, 40, 40), 'frost', 1)
+    finally:
+        weather.frost_texture.cache_clear()
+        weather.scaled_frost.cache_clear()
