@@ -108,7 +108,8 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     corruptions = expand_corruptions(args.corruptions) if args.corruptions else None
     on_the_fly = None
     if args.corrupt_on_the_fly:
-        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format)
+        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format,
+                                  args.corruption_backend)
     extra = _evalsets.extra_sets(args)
     if extra is not None:
         extra.check(args.data, args.imagenet_c)  # every folder, label file and subset list before any model
@@ -188,11 +189,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--data', type=Path, help='clean ImageFolder (e.g. ImageNet val)')
     parser.add_argument('--imagenet-c', type=Path, metavar='DIR', help='<DIR>/<corruption>/<1-5>/<class>/<image>')
     parser.add_argument('--corrupt-on-the-fly', action='store_true',
-                        help='corrupt the --data images in the data loader (the same images as `corrupt` with '
-                             '--seed / --format would write; no copies on disk)')
+                        help='corrupt the --data images during the evaluation, no copies on disk: with the default '
+                             '--corruption-backend torch in batches on --device at the model\'s input size; with '
+                             'imagecorruptions in the loader, the same images as `corrupt` with --seed / --format '
+                             'would write')
     parser.add_argument('--imagenet-a', type=Path, metavar='DIR', help='ImageNet-A folder (200 wnid class folders)')
     parser.add_argument('--imagenet-r', type=Path, metavar='DIR', help='ImageNet-R folder (200 wnid class folders)')
-    add_corruption_arguments(parser, None)
+    add_corruption_arguments(parser, None, default_backend='torch')
     _evalsets.add_arguments(parser)
     parser.add_argument('--baseline', metavar='LABEL|FILE',
                         help='mCE relative to this model (= 100): one of this command\'s models (its MODEL name or '

@@ -2,6 +2,7 @@
 
     from fan_stl.robustness import evaluate_robustness, corrupt_folder, format_tables, plot_corruption_errors
     corrupt_folder('val', 'val-c', workers=8)                      # needs the robustness extra (imagecorruptions-imaug)
+    corrupt_tree('leftImg8bit/val', 'cityscapes-c', backend='torch', lossless=True)   # any tree, batched torch
     results = evaluate_robustness(model, 'my_model', 'out/my_model.json', clean='val', imagenet_c='val-c')
     print(format_tables([results]))
     extra = ExtraSets(corruption_sets=['val-c-bar'], real='val', occlusion=[0, 0.5])  # the sets beyond C / A / R
@@ -18,7 +19,8 @@ _EXPORTS: Dict[str, List[str]] = {
     'charts': ['write_charts'],
     'class_maps': ['LabelMap', 'dataset_label_map', 'imagenet1k_wnids', 'imagenet_subset_label_map'],
     'combined': ['combined_table'],
-    'corrupt': ['CorruptionRun', 'OnTheFlyCorruption', 'corrupt_folder', 'corrupt_image', 'read_manifest'],
+    'corrupt': ['CorruptionRun', 'OnTheFlyCorruption', 'corrupt_folder', 'corrupt_image', 'corrupt_tree',
+                'read_manifest'],
     'evaluate': [
         'EvalSettings', 'NonFiniteOutputError', 'OnTheFlySpec', 'ResultsMismatchError', 'UnreadableImageError',
         'baseline_from_results', 'error_grid', 'evaluate_corruptions_on_the_fly', 'evaluate_imagefolder',
@@ -34,6 +36,8 @@ _EXPORTS: Dict[str, List[str]] = {
     'results_csv': ['write_timm_csvs'],
     'robustbench': ['SubsetProtocol', 'model_info', 'validate_model_info'],
     'sets': ['ExtraSets'],
+    'tensor_corruption': ['TensorCorruption'],
+    'torch_corruptions': ['corrupt_batch'],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -16,7 +16,7 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from timm.data import create_transform, resolve_data_config
@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .class_maps import LabelMap, dataset_label_map, imagenet1k_wnids, imagenet_subset_label_map
-from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption
+from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption, check_backend
 from .dataset import FATAL, ScoredImages
 from .families import FAMILIES, IMAGENET_C, summarize_family
 from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
@@ -34,6 +34,7 @@ from .metrics import (
     missing_cells, summarize_corruptions, topk_correct,
 )
 from .robustbench import SubsetProtocol
+from .tensor_corruption import TensorCorruption
 from ..utils.amp import amp_dtype, amp_name
 from ..utils.atomic import write_json_atomic
 from ..utils.lock import locks_output_folder
@@ -73,6 +74,9 @@ class EvalSettings:
 
     def __post_init__(self):
         self.amp = amp_name(self.amp)
+        if str(self.device).startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'device {self.device!r} was asked for, but this machine has no usable CUDA GPU; use '
+                             f'--device cpu')
         if self.amp == 'float16' and not str(self.device).startswith('cuda'):
             raise ValueError('float16 (fp16) autocast needs a CUDA device; use amp="bfloat16" or no amp on CPU')
 
@@ -84,11 +88,17 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class OnTheFlySpec:
-    """ Corruptions to apply in the data loader instead of reading a corrupted folder (same images as `corrupt`). """
+    """ Corruptions made during the evaluation instead of read from a corrupted folder.
+
+    `backend` 'torch' (default): batches corrupted on the evaluation device at the model's input size
+    (`TensorCorruption`); 'imagecorruptions': each full-size image in the loader by the reference functions, the
+    same images as `corrupt` writes. The two give different images and numbers; results record which was used.
+    """
     corruptions: Sequence[str] = ALL_CORRUPTIONS
     severities: Sequence[int] = SEVERITIES
     seed: int = 0
     image_format: str = 'jpg'
+    backend: str = 'torch'
 
     def __post_init__(self):
         unknown = [c for c in self.corruptions if c not in ALL_CORRUPTIONS]
@@ -98,6 +108,13 @@ class OnTheFlySpec:
             raise ValueError(f'severities must be in 1-5, got {list(self.severities)}')
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f'image format must be one of {", ".join(IMAGE_FORMATS)}, not {self.image_format!r}')
+        check_backend(self.backend)
+
+    def cell(self, root: Path, corruption: str, severity: int) -> Union[OnTheFlyCorruption, TensorCorruption]:
+        """ The corruption of one cell for this backend. """
+        if self.backend == 'torch':
+            return TensorCorruption(corruption, severity, self.seed, self.image_format)
+        return OnTheFlyCorruption(Path(root), corruption, severity, self.seed, self.image_format)
 
 
 def model_data_config(model: torch.nn.Module, img_size: Optional[int] = None) -> Dict[str, Any]:
@@ -149,14 +166,15 @@ def evaluate_imagefolder(
         settings: Optional[EvalSettings] = None,
         label_map: Optional[LabelMap] = None,
         desc: str = 'eval',
-        corruption: Optional[OnTheFlyCorruption] = None,
+        corruption: Optional[Union[OnTheFlyCorruption, TensorCorruption]] = None,
         classes: Optional[Sequence[str]] = None,
         samples: Optional[Sequence[Tuple[Path, int]]] = None,
         transform: Optional[Callable] = None,
         post_transform: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
         collect: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
 ) -> Dict[str, Any]:
-    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root` (optionally corrupted on the fly).
+    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root` (optionally corrupted on the fly: a
+    `TensorCorruption` acts on each batch on the device, after the transform and before its normalisation).
 
     Returns `{'top1', 'top5', 'num_images', 'unreadable', 'unreadable_files', 'duplicate_stems', 'files'}`:
     accuracies over the `num_images` images scored; `files` is the file-list fingerprint of `root`.
@@ -177,7 +195,11 @@ def evaluate_imagefolder(
             f'{twice[0].relative_to(root)}.*), and each copy is scored; a `corrupt` run with another --format into '
             f'the same folder? Remove the extra copies.', stacklevel=2)
     config = model_data_config(model, settings.img_size)
-    dataset = ScoredImages(samples, transform or create_transform(**config), config['input_size'], corruption,
+    transform, normalize = transform or create_transform(**config), None
+    batch_corruption = corruption if isinstance(corruption, TensorCorruption) else None
+    if batch_corruption is not None:
+        transform, normalize = _split_normalize(transform)
+    dataset = ScoredImages(samples, transform, config['input_size'], None if batch_corruption else corruption,
                            post_transform)
     loader = DataLoader(
         dataset, batch_size=settings.batch_size, num_workers=settings.workers, shuffle=False,
@@ -196,7 +218,11 @@ def evaluate_imagefolder(
                 unreadable.append(problem)
             if not ok.any():
                 continue
-            output = _check_outputs(model(images[ok].to(settings.device, non_blocking=True)), model, desc)
+            images = images[ok].to(settings.device, non_blocking=True)
+            if batch_corruption is not None:
+                keys = [samples[i][0].relative_to(root).as_posix() for i in index[ok].tolist()]
+                images = normalize(batch_corruption(images, keys))
+            output = _check_outputs(model(images), model, desc)
             if collect is not None:
                 collect(output.float().cpu(), index[ok])
             logits, kept = label_map.apply(output.float(), target[ok].to(settings.device))
@@ -209,6 +235,15 @@ def evaluate_imagefolder(
         'top1': 100 * correct[1] / scored, 'top5': 100 * correct[5] / scored, 'num_images': scored,
         'unreadable': len(unreadable), 'unreadable_files': [p.split(': ', 2)[1] for p in unreadable[:10]],
         'duplicate_stems': len(twice), 'files': file_list_fingerprint(root, [p for p, _ in samples])}
+
+
+def _split_normalize(transform: Any) -> Tuple[Any, Callable[[torch.Tensor], torch.Tensor]]:
+    """ timm's eval transform without its final Normalize (images stay in [0, 1]), and that Normalize. """
+    steps = list(getattr(transform, 'transforms', []))
+    if not steps or type(steps[-1]).__name__ != 'Normalize':
+        raise ValueError(f'the eval transform does not end with Normalize ({transform}); the torch corruption backend '
+                         f'needs images in [0, 1]: use --corruption-backend imagecorruptions')
+    return type(transform)(steps[:-1]), steps[-1]
 
 
 def error_grid(cells: CellResults) -> ErrorGrid:
@@ -246,7 +281,7 @@ def _check_cell_files(stored: Dict[str, Any], root: Path, classes: Sequence[str]
 
 def _evaluate_cells(
         model: torch.nn.Module,
-        todo: Sequence[Tuple[str, int, Path, Optional[OnTheFlyCorruption]]],
+        todo: Sequence[Tuple[str, int, Path, Optional[Union[OnTheFlyCorruption, TensorCorruption]]]],
         classes: Sequence[str],
         settings: EvalSettings,
         cells: CellResults,
@@ -305,11 +340,12 @@ def evaluate_corruptions_on_the_fly(
         on_cell_done: Optional[Callable[[CellResults], None]] = None,
         results_path: Optional[Path] = None,
 ) -> CellResults:
-    """ As `evaluate_imagenet_c`, with each cell made in the data loader from the clean ImageFolder `root`: the same
-    images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed, image_format=spec.image_format)` followed by
-    `evaluate_imagenet_c(dst)`, without the copies on disk. """
+    """ As `evaluate_imagenet_c`, with each cell made during the evaluation from the clean ImageFolder `root`. With
+    `spec.backend` 'imagecorruptions', the same images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed,
+    image_format=spec.image_format)` followed by `evaluate_imagenet_c(dst)`, without the copies on disk; with 'torch',
+    each batch is corrupted on the device at the model's input size (`TensorCorruption`). """
     classes = list_classes(root)
-    todo = [(c, s, Path(root), OnTheFlyCorruption(Path(root), c, s, spec.seed, spec.image_format))
+    todo = [(c, s, Path(root), spec.cell(Path(root), c, s))
             for c in ALL_CORRUPTIONS if c in spec.corruptions for s in sorted(spec.severities)]
     return _evaluate_cells(model, todo, classes, settings or EvalSettings(), cells if cells is not None else {},
                            on_cell_done, results_path)
@@ -479,7 +515,8 @@ def evaluate_robustness(
     if on_the_fly is not None:
         root = Path(clean)
         expected = {'root': str(root.resolve()), 'on_the_fly': {'seed': on_the_fly.seed,
-                                                                'format': on_the_fly.image_format}}
+                                                                'format': on_the_fly.image_format,
+                                                                'backend': on_the_fly.backend}}
         _check_section(results, 'imagenet_c', expected, results_path)
         section = results.setdefault('imagenet_c', {**expected, 'cells': {}})
         section['not_imagenet_c'] = f'the corruptions were made on the fly from {root}, not taken from ImageNet-C'

@@ -147,3 +147,18 @@ def test_on_the_fly_partial_set_with_a_baseline_model(noise_images, tmp_path, ca
     assert not list(noise_images.rglob('*.jpg')) and not (out / 'contrast').exists()
     assert main(argv[:-2] + ['--out', str(out), '--seed', '1']) == 1  # the stored cells are of seed 0
     assert "'seed': 0" in capsys.readouterr().err
+
+
+def test_corrupt_a_tree_with_the_torch_backend_and_its_errors(two_images, tmp_path, capsys):
+    dst = tmp_path / 'c'
+    assert main(['corrupt', str(two_images), str(dst), '--tree', '--corruption-backend', 'torch', '--format', 'png',
+                 '--corruptions', 'glass_blur', 'spatter', '--severities', '2', '--batch-size', '2']) == 0
+    assert '2 source images: wrote 4 corrupted files' in capsys.readouterr().out
+    written = sorted(p.relative_to(dst).as_posix() for p in dst.rglob('*.png'))
+    assert len(written) == 4 and all(p.count('/') == 3 for p in written)  # <corruption>/<severity>/<class>/<image>
+    assert json.loads((dst / 'fan_stl_corruptions.json').read_text())['backend'] == 'torch'
+    if not torch.cuda.is_available():
+        assert main(['corrupt', str(two_images), str(tmp_path / 'g'), '--corruption-backend', 'torch',
+                     '--device', 'cuda']) == 1
+        assert 'no usable CUDA GPU; use --device cpu' in capsys.readouterr().err
+        assert not (tmp_path / 'g').exists()
