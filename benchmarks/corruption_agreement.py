@@ -32,9 +32,10 @@ from fan_stl.robustness.corruption_agreement import (  # noqa: E402
     EXACT, frost_with_texture, load_images, measure, motion_blur_at_angle, spatter_with_noise,
 )
 from fan_stl.robustness.names import ALL_CORRUPTIONS  # noqa: E402
+from fan_stl.utils.atomic import append_text_atomic  # noqa: E402
 
 from corruption_speed import DEFAULT_DATA, versions  # noqa: E402
-from throughput import RESULTS, append_atomic  # noqa: E402
+from throughput import RESULTS  # noqa: E402
 
 MOTION_ANGLES = (-40.0, -12.5, 0.0, 25.0, 44.0)
 
@@ -151,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                  f'- load average {"/".join(f"{v:.1f}" for v in os.getloadavg())}; versions: {versions()}\n')
     print(table)
     if args.record:
-        append_atomic(RESULTS, f'\n## corruption_agreement.py: {title} — {datetime.date.today().isoformat()}\n\n'
+        append_text_atomic(RESULTS, f'\n## corruption_agreement.py: {title} — {datetime.date.today().isoformat()}\n\n'
                                f'{facts}\n{table}\n')
         print(f'recorded in {RESULTS}')
     return 0

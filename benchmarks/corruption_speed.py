@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO))
 from fan_stl.robustness.corruption_agreement import load_images, reference_images  # noqa: E402
 from fan_stl.robustness.names import ALL_CORRUPTIONS, STANDARD_CORRUPTIONS  # noqa: E402
 from fan_stl.robustness.torch_corruptions import corrupt_batch  # noqa: E402
-
-from throughput import RESULTS, append_atomic, machine_description  # noqa: E402
+from fan_stl.utils.atomic import append_text_atomic  # noqa: E402
+from fan_stl.utils.machine import machine_description  # noqa: E402
+from throughput import RESULTS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / 'shared' / 'data' / 'imagenette-128' / 'val'
 PACKAGES = ('torch', 'torchvision', 'imagecorruptions-imaug', 'numpy', 'opencv-python', 'scikit-image', 'numba')
@@ -155,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(table)
     if args.record:
         date = datetime.date.today().isoformat()
-        append_atomic(RESULTS, f'\n## corruption_speed.py — {date}\n\n{facts}\n{table}\n')
+        append_text_atomic(RESULTS, f'\n## corruption_speed.py — {date}\n\n{facts}\n{table}\n')
         print(f'recorded in {RESULTS}')
     return 0
 

@@ -173,7 +173,9 @@ def check_backend(backend: str, device: Optional[str] = None) -> None:
                              f'cpu')
 
 
-def _check_request(src: Path, dst: Path, corruptions: Sequence[str], severities: Sequence[int], image_format: str):
+def check_corruption_request(corruptions: Sequence[str], severities: Sequence[int], image_format: str) -> None:
+    """ Refuse unknown corruption names, severities outside 1-5 and unknown image formats, naming the choices (the
+    one check of a corruption request, for `corrupt` and for corruptions made during an evaluation). """
     unknown = [c for c in corruptions if c not in ALL_CORRUPTIONS]
     if unknown:
         raise ValueError(f'unknown corruption(s) {", ".join(unknown)}; choose from: {", ".join(ALL_CORRUPTIONS)}')
@@ -182,6 +184,10 @@ def _check_request(src: Path, dst: Path, corruptions: Sequence[str], severities:
         raise ValueError(f'severities must be in 1-5, got {bad}')
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f'image format must be one of {", ".join(IMAGE_FORMATS)}, not {image_format!r}')
+
+
+def _check_request(src: Path, dst: Path, corruptions: Sequence[str], severities: Sequence[int], image_format: str):
+    check_corruption_request(corruptions, severities, image_format)
     src, dst = src.resolve(), dst.resolve()
     if dst == src or src in dst.parents:
         raise ValueError(f'the output folder {dst} must not be inside the source folder {src}')

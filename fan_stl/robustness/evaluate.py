@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .class_maps import LabelMap, dataset_label_map, imagenet1k_wnids, imagenet_subset_label_map
-from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption, check_backend
+from .corrupt import OnTheFlyCorruption, check_backend, check_corruption_request
 from .dataset import FATAL, ScoredImages
 from .families import FAMILIES, IMAGENET_C, summarize_family
 from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
@@ -101,13 +101,7 @@ class OnTheFlySpec:
     backend: str = 'torch'
 
     def __post_init__(self):
-        unknown = [c for c in self.corruptions if c not in ALL_CORRUPTIONS]
-        if unknown:
-            raise ValueError(f'unknown corruption(s) {", ".join(unknown)}; choose from: {", ".join(ALL_CORRUPTIONS)}')
-        if not set(self.severities) <= set(SEVERITIES):
-            raise ValueError(f'severities must be in 1-5, got {list(self.severities)}')
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f'image format must be one of {", ".join(IMAGE_FORMATS)}, not {self.image_format!r}')
+        check_corruption_request(self.corruptions, self.severities, self.image_format)
         check_backend(self.backend)
 
     def cell(self, root: Path, corruption: str, severity: int) -> Union[OnTheFlyCorruption, TensorCorruption]:
