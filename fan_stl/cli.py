@@ -15,6 +15,8 @@ import importlib
 import sys
 from typing import Iterable, List, Optional
 
+from .utils.help_cache import asks_for_help, cached_help
+
 COMMANDS = {
     'demo': 'fan_stl.commands.demo',
     'list': 'fan_stl.commands.list_models',
@@ -60,3 +62,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     importlib.import_module('fan_stl.weights')  # registers the fan_* architectures and their pretrained weights
     return args.func(args)
+
+
+def run_script_launcher(name: str, launcher: str, argv: Optional[List[str]] = None) -> int:
+    """ The entry point of a stock-script launcher (`launcher`: a module with `build_parser` and `main`, e.g.
+    `fan_stl.training.train_launcher`): `--help` from the cached text, without importing torch, once a run has
+    cached it (`fan_stl.utils.help_cache`); otherwise the models registered and the launcher's `main`. """
+    argv = sys.argv[1:] if argv is None else list(argv)
+
+    def help_text() -> str:
+        return importlib.import_module(launcher).build_parser().format_help()
+
+    if asks_for_help(argv):
+        print(cached_help(name, help_text), end='')
+        return 0
+    importlib.import_module('fan_stl.models')  # registers the fan models for the script's create_model
+    launch = importlib.import_module(launcher).main
+    cached_help(name, help_text)  # the parser's modules are loaded now: keep its help for a fast `--help`
+    return launch(argv)
