@@ -243,7 +243,7 @@ def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
 
 
 def test_any_tree_keeps_its_relative_paths_with_the_torch_backend(tmp_path):
-    """ #21.5: a Cityscapes / COCO / CamVid style tree, images of mixed sizes, lossless PNG, batched torch. """
+    """ A Cityscapes / COCO / CamVid style tree, images of mixed sizes, lossless PNG, batched torch. """
     from fan_stl.robustness.corrupt import corrupt_tree
     from fan_stl.robustness.torch_corruptions import corrupt_batch, to_uint8
     src, rng = tmp_path / 'src', np.random.default_rng(0)
