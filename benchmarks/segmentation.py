@@ -17,7 +17,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from fan_stl.segmentation import (
     save_segmenter,
 )
 from fan_stl.utils.atomic import append_text_atomic
+from fan_stl.utils.machine import machine_description, versions_line
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'camvid'
@@ -117,16 +117,9 @@ def format_table(rows: List[Dict[str, object]]) -> str:
 
 
 def machine(device: str) -> str:
-    if device.startswith('cuda'):
-        return f'{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}'
-    cpu = platform.machine()
-    try:
-        cpu = next(line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
+    """ The machine line with the load at the end (the CPU mode runs on shared machines). """
     load = ', load average {:.2f} / {:.2f} / {:.2f} (1 / 5 / 15 min) at the end'.format(*os.getloadavg())
-    threads = torch.get_num_threads()
-    return f'CPU {cpu}, {threads} thread{"s" if threads > 1 else ""}{load}'
+    return machine_description(torch.device(device)) + load
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -186,8 +179,7 @@ def main(argv: List[str]) -> int:
             f'{datetime.date.today().isoformat()}\n\n'
             f'- command: `python benchmarks/segmentation.py {" ".join(argv)}`\n'
             f'- machine: {machine(args.device)}; whole run {(time.perf_counter() - start) / 60:.1f} min\n'
-            f'- versions: python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}, '
-            f'smp {__import__("segmentation_models_pytorch").__version__}, fan_stl {fan_stl.__version__}\n'
+            f'- versions: {versions_line(torch, timm, __import__("segmentation_models_pytorch"), fan_stl)}\n'
             f'- settings: {settings}; mIoU in %, void ignored, one confusion matrix over the split; ratio = mean '
             f'corrupted / clean mIoU\n'
             f'- what it can and cannot show: {LIMITS}\n\n{table}\n'))

@@ -7,8 +7,6 @@ weight sources of `fan_stl.weights`); `encoder_checkpoint` loads a local timm-st
 A trained model is saved with the settings that rebuild it (`save_segmenter` / `load_segmenter`).
 """
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -16,8 +14,9 @@ import timm
 import torch
 import torch.nn as nn
 
-from fan_stl.utils.extras import install_hint
 from fan_stl.models.fan import FAN, TOKEN_STRIDE
+from fan_stl.utils.atomic import atomic_path
+from fan_stl.utils.extras import install_hint
 from fan_stl.weights.files import read_checkpoint
 
 CHECKPOINT_KIND = 'fan_stl.segmentation'
@@ -92,18 +91,10 @@ def input_multiple(model: nn.Module) -> int:
 def save_segmenter(model: nn.Module, path: Path, arch: str, encoder: str, num_classes: int,
                    extra: Optional[Dict[str, Any]] = None) -> None:
     """ Save the weights with what rebuilds the model, atomically (temporary file, then rename). """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {'kind': CHECKPOINT_KIND, 'arch': arch, 'encoder': encoder, 'num_classes': num_classes,
              'state_dict': model.state_dict(), 'extra': dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def load_segmenter(path: Path) -> Dict[str, Any]:

@@ -1,13 +1,12 @@
 """Segmentation robustness results as a CSV table and a chart (mIoU against severity, one line per corruption)."""
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
-from fan_stl.utils.extras import install_hint
 from fan_stl.robustness.report import save_figure
+from fan_stl.utils.atomic import write_text_atomic
+from fan_stl.utils.extras import install_hint
 
 
 def write_csv(results: Dict[str, Any], path: Path) -> Path:
@@ -21,15 +20,7 @@ def write_csv(results: Dict[str, Any], path: Path) -> Path:
     for corruption, severity, cell in rows:
         writer.writerow([results['model'], corruption, severity, f'{cell["miou"]:.4f}',
                          f'{cell["pixel_accuracy"]:.4f}', cell['num_images']])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(path, buffer.getvalue())
     return path
 
 
