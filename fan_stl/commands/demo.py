@@ -6,13 +6,14 @@ corrupted validation images, prints the comparison, and writes the weights (safe
 chart. Needs the robustness extra for the corruptions and the chart.
 """
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 from ..demo.arms import ARMS, check_arms
-from ..utils.extras import install_hint, missing_modules
+from ..utils.extras import EXTRAS, install_hint, missing_modules
 from ._args import image_size, positive_int
 
 
@@ -34,8 +35,20 @@ def check_args(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def check_extra_imports() -> Optional[str]:
+    """ Import the robustness extra's modules (found by `check_args`) before any work: a broken install, e.g. one of
+    their own dependencies missing, is named in one line; None if they import. """
+    for module in EXTRAS['robustness']:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            return (f'the demo corrupts images and draws a chart, but {module} does not import ({e}): '
+                    f'{install_hint("robustness")}')
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    problem = check_args(args)
+    problem = check_args(args) or check_extra_imports()
     if problem:
         print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
         return 2
@@ -59,11 +72,13 @@ def run(args: argparse.Namespace) -> int:
         train=dict(DEMO_RECIPE, img_size=args.img_size, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr),
         eval_per_class=args.eval_per_class,
         workers=args.workers,
+        eval_workers=0,  # 60 small images per cell: reading them here costs less than starting loader processes
+        threads=args.threads,
         progress=not args.quiet,
     )
     try:
         results = run_experiment(cfg)
-    except OutputFolderError as e:
+    except (OutputFolderError, ImportError) as e:  # ImportError: an optional module that fails on first use
         print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
         return 2
     print(f'\nSTL demo on {data} ({machine_description()}, {time.perf_counter() - start:.0f} s)\n')
@@ -98,6 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='validation images per class that are corrupted and evaluated (default 10)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--workers', type=positive_int, default=2, help='processes for corrupting images (default 2)')
+    parser.add_argument('--threads', type=positive_int, default=1,
+                        help='torch threads for training and evaluation (default 1: the demo\'s small model runs '
+                             'fastest on one, and a busy machine then slows it in proportion, not many times over)')
     parser.add_argument('--overwrite', action='store_true',
                         help='discard the outputs of an earlier run with other settings in --out (default: resume a '
                              'run with the same settings, refuse another one)')

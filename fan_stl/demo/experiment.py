@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 
 import timm
@@ -44,6 +45,7 @@ from ..robustness.layouts import is_image
 from ..utils.atomic import write_json_atomic
 from ..utils.run_identity import refuse_other_run
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
+from .card import demo_card, write_demo_card
 from .synthetic import VAL_PER_CLASS, class_folder_names, make_shapes_dataset, val_samples_with_masks
 from .token_maps import has_token_head, localisation, plot_token_maps, token_logits
 
@@ -52,7 +54,7 @@ TOKEN_FIGURE = 'token_labels.png'  # generated data only: where the token heads 
 # what a run writes into its output folder (besides RUN_RECORD), removed by `overwrite`
 RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png', TOKEN_FIGURE)
 # settings that do not change any number of a run
-_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'progress', 'overwrite', 'out_dir')
+_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'eval_workers', 'threads', 'progress', 'overwrite', 'out_dir')
 
 
 class OutputFolderError(ValueError):
@@ -71,7 +73,9 @@ class ExperimentConfig:
     severities: Sequence[int] = SEVERITIES
     eval_per_class: Optional[int] = None  # evaluate on the first n validation images of each class
     eval_batch_size: int = 64
-    workers: int = 2
+    workers: int = 2  # processes corrupting the evaluation images
+    eval_workers: int = 2  # loader processes per evaluated cell (0: in the run's process, cheapest for small sets)
+    threads: Optional[int] = None  # torch's intra-op threads during the run (None: leave torch's setting)
     progress: bool = True
     generate: Optional[Dict[str, Any]] = None  # generate data_dir first: `synthetic.make_shapes_dataset` args
     overwrite: bool = False  # discard the outputs of a run with other settings in out_dir instead of refusing
@@ -249,6 +253,9 @@ def _train_arm(
         model, folder, input_size=train_cfg.img_size, model_args=dict(train_cfg.model_kwargs),
         label_names=classes if len(classes) == model.num_classes else None,
         source=f'trained by the fan_stl demo ({arm}, seed {seed})', overwrite=True)
+    example = next((p for p in sorted((Path(cfg.data_dir) / 'val' / classes[0]).iterdir()) if is_image(p)), None)
+    write_demo_card(folder, demo_card(model, folder, arm, seed, train_cfg, teacher_of(arm, cfg.arm_table),
+                                      result.history, classes, example))
     write_json_atomic(record, {'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds})
     return model, result.history, seconds
 
@@ -264,6 +271,8 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
         make_shapes_dataset(Path(cfg.data_dir), **cfg.generate)
     _check(cfg)
     progress = RunProgress(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
     try:
         progress.phase('corrupting the evaluation images')
         val = _eval_images(Path(cfg.data_dir) / 'val', out, cfg.eval_per_class)
@@ -272,6 +281,7 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
         results = [r for seed in cfg.seeds for r in _run_seed(cfg, seed, val, val_c, progress)]
     finally:
         progress.close()
+        torch.set_num_threads(threads)
     write_json_atomic(out / 'summary.json', [asdict(r) for r in results])
     plot_corruption_errors(
         {r.arm: {'imagenet_c': {'summary': {'corruption_errors': _mean_errors(results, r.arm)}}} for r in results},
@@ -282,7 +292,8 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
 def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress: RunProgress) -> List[ArmResult]:
     """ Train and evaluate every arm of one seed; mCE relative to that seed's baseline. """
     out = Path(cfg.out_dir)
-    settings = EvalSettings(batch_size=cfg.eval_batch_size, img_size=cfg.train.get('img_size'), progress=False)
+    settings = EvalSettings(batch_size=cfg.eval_batch_size, workers=cfg.eval_workers,
+                            img_size=cfg.train.get('img_size'), progress=False)
     trained: Dict[str, nn.Module] = {}
     runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
     for arm in training_order(cfg.arms, cfg.arm_table):  # teachers (tl) train before their students
@@ -308,7 +319,7 @@ def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress
 def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module],
                   progress: RunProgress) -> Dict[str, Dict[str, float]]:
     """ On the generated set: each token-head arm's object / background token shares (`fan_stl.demo.token_maps`) over
-    the whole validation split, and, for the first seed, the figure of one validation image per class. """
+    the whole validation split, and, for the first seed, the figure of a representative spread of its images. """
     heads = {arm: model for arm, model in trained.items() if has_token_head(model)}
     if not heads:
         return {}
@@ -318,9 +329,7 @@ def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module
     samples = val_samples_with_masks(per_class, **spec)
     logits = {arm: token_logits(model, samples) for arm, model in heads.items()}
     if seed == cfg.seeds[0]:
-        first = slice(0, len(samples), per_class)  # the first validation image of each class
-        plot_token_maps({arm: lg[first] for arm, lg in logits.items()}, samples[first], class_folder_names(),
-                        Path(cfg.out_dir) / TOKEN_FIGURE)
+        plot_token_maps(logits, samples, class_folder_names(), Path(cfg.out_dir) / TOKEN_FIGURE)
     return {arm: localisation(lg, samples) for arm, lg in logits.items()}
 
 
