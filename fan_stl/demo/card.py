@@ -90,7 +90,8 @@ def demo_card(
         'Arm': f'`{arm}`, seed {seed}: ' + _STAGES.get(stage, f'training stage `{stage}`').format(teacher=teacher),
         'Image size': f'{size} x {size}',
         'Classes': ', '.join(class_names),
-        'Training': f'from scratch, {len(history)} epochs at batch {train_cfg.batch_size}, peak lr {train_cfg.lr} '
+        'Training': f'from scratch, {len(history)} epoch{"s" * (len(history) != 1)} at batch {train_cfg.batch_size}, '
+                    f'peak lr {train_cfg.lr} '
                     '(the recipe `fan_stl.demo.recipe.DEMO_RECIPE`, unless the run changed it)',
         'Validation top-1 after the last epoch': f'{history[-1]["val_top1"]:.1f} %' if history else '-',
         'License': 'set by whoever ran the demo (trained from scratch: no pretrained weights are involved)',

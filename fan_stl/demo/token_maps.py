@@ -95,12 +95,17 @@ def image_contrast(logits_by_model: Mapping[str, torch.Tensor], samples: Sequenc
 
 def representative_rows(contrast: torch.Tensor, rows: int) -> List[int]:
     """ Indices of the images at the quantiles (k + 1/2) / `rows` of `contrast` (NaN left out), weakest first: a
-    spread that stands for the whole set, not its best cases. """
+    spread that stands for the whole set, not its best cases. When no image has a contrast (token grids too coarse
+    for background tokens), the first `rows` images. """
     measured = [i for i in contrast.argsort().tolist() if not torch.isnan(contrast[i])]
     if not measured:
-        raise ValueError('no image has both object and background tokens to compare')
+        return list(range(min(rows, len(contrast))))
     picks = [measured[min(len(measured) - 1, int((k + 0.5) * len(measured) / rows))] for k in range(rows)]
     return list(dict.fromkeys(picks))  # fewer images than rows: each once
+
+
+def _mean(values: np.ndarray, where: np.ndarray) -> float:
+    return float(values[where].mean()) if where.any() else float('nan')
 
 
 def plot_token_maps(
@@ -142,16 +147,18 @@ def plot_token_maps(
             axes[row, col].imshow(p, cmap='magma', vmin=0, vmax=top, alpha=0.75, interpolation='nearest',
                                   extent=(-0.5, image.width - 0.5, image.height - 0.5, -0.5))
             axes[row, col].contour(mask, levels=[0.5], colors='cyan', linewidths=0.8)
-            axes[row, col].set_title(f'{name}: object {p[on[row]].mean():.2f}, bg {p[off[row]].mean():.2f}',
+            axes[row, col].set_title(f'{name}: object {_mean(p, on[row]):.2f}, bg {_mean(p, off[row]):.2f}',
                                      fontsize='x-small')
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     measured = int((~torch.isnan(contrast)).sum())
-    fig.suptitle(
-        f'Per-token probability of the image\'s class (black 0 to bright {top:.2f}); outline = the object.\n'
-        f'Rows: {len(picked)} of {measured} validation images at evenly spaced quantiles of the contrast (mean '
-        f'probability on object tokens\nminus on background tokens, mean over {", ".join(names)}), weakest first; '
-        'not picked by eye. Titles: that image\'s means.', fontsize='small')
+    rows_text = (f'Rows: {len(picked)} of {measured} validation images at evenly spaced quantiles of the contrast '
+                 f'(mean probability on object tokens\nminus on background tokens, mean over {", ".join(names)}), '
+                 'weakest first; not picked by eye.' if measured else
+                 f'Rows: the first {len(picked)} validation images (no image has background tokens at this token '
+                 'grid,\nso no contrast to pick by).')
+    fig.suptitle(f'Per-token probability of the image\'s class (black 0 to bright {top:.2f}); outline = the object.\n'
+                 f'{rows_text} Titles: that image\'s means (nan: no such tokens).', fontsize='small')
     fig.tight_layout()
     return save_figure(fig, path)

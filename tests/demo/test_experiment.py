@@ -1,5 +1,9 @@
 """The STL story pipeline (`fan_stl.demo.experiment`) at toy scale: arms, baseline-relative mCE, weights, resume."""
+import contextlib
+import io
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +50,37 @@ def test_weights_are_timm_loadable_safetensors_of_the_reduced_model(toy_run):
     assert len(model.blocks) == 1 and model.num_classes == len(CLASSES)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, len(CLASSES))
+
+
+def test_the_weights_card_snippet_loads_the_folder_and_cites_the_methods(toy_run):
+    """ #18: the card said `create_model('hf-hub:stl-seed0')` (no such repo) and cited FAN alone. """
+    cfg, results = toy_run
+    folder = Path(cfg.out_dir) / 'weights' / 'stl-seed0'
+    card = (folder / 'README.md').read_text()
+    assert 'hf-hub:' not in card and f"local-dir:{folder.resolve()}" in card
+    snippet = re.search(r'```python\n(.*?)```', card, flags=re.S).group(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(snippet, 'README.md', 'exec'), {})  # the card's own code, as a reader would paste it
+    name, probability = printed.getvalue().split()
+    assert name in [f.name for f in (Path(cfg.data_dir) / 'train').iterdir()] and 0 < float(probability) <= 1
+    for title in ('Understanding The Robustness in Vision Transformers', 'Self-emerging Token Labeling',
+                  'All Tokens Matter: Token Labeling', 'A ConvNet for the 2020s'):
+        assert title in card
+    assert 'teacher arm `tl`' in card and f'from scratch, {len(results[2].history)} epochs at batch 8' in card
+    baseline_card = (Path(cfg.out_dir) / 'weights' / 'baseline-seed0' / 'README.md').read_text()
+    assert 'Understanding The Robustness' in baseline_card and 'Token Labeling' not in baseline_card
+
+
+def test_weights_folder_files_have_the_usual_permissions(toy_run):
+    """ #18: model.safetensors (and history.json) were written owner-only, unlike the run's other files. """
+    cfg, _ = toy_run
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = Path(cfg.out_dir) / 'weights' / 'tl-seed0'
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert set(modes) == {'model.safetensors', 'config.json', 'README.md', 'history.json'}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_token_head_arms_are_measured_against_the_generated_masks(toy_run):
