@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print(f'\nweights (model.safetensors + timm config.json): {out / "weights"}/<arm>-seed{args.seed}/')
     print(f'chart: {out / "corruption_errors.png"}   per-model results: {out / "results"}/')
     if token_labels:
-        print(f'token labels over one validation image per class: {out / TOKEN_FIGURE}')
+        print(f'token labels over six validation images, a spread by object/background contrast: {out / TOKEN_FIGURE}')
     return 0
 
 
