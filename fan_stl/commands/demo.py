@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         eval_workers=0,  # 60 small images per cell: reading them here costs less than starting loader processes
         threads=args.threads,
+        side_by_side=not args.one_arm_at_a_time,
         progress=not args.quiet,
     )
     try:
@@ -116,6 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--threads', type=positive_int, default=1,
                         help='torch threads for training and evaluation (default 1: the demo\'s small model runs '
                              'fastest on one, and a busy machine then slows it in proportion, not many times over)')
+    parser.add_argument('--one-arm-at-a-time', action='store_true',
+                        help='train the arms one after another (default with --threads 1: the baseline and the token '
+                             'labeler train side by side in two processes, one thread each; the same numbers)')
     parser.add_argument('--overwrite', action='store_true',
                         help='discard the outputs of an earlier run with other settings in --out (default: resume a '
                              'run with the same settings, refuse another one)')

@@ -11,11 +11,12 @@ With `progress`, one display covers the whole run: arm k of n, epoch, the valida
 and the overall ETA.
 """
 import json
+import multiprocessing
 import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -54,7 +55,8 @@ TOKEN_FIGURE = 'token_labels.png'  # generated data only: where the token heads 
 # what a run writes into its output folder (besides RUN_RECORD), removed by `overwrite`
 RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png', TOKEN_FIGURE)
 # settings that do not change any number of a run
-_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'eval_workers', 'threads', 'progress', 'overwrite', 'out_dir')
+_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'eval_workers', 'threads', 'side_by_side', 'progress', 'overwrite',
+                 'out_dir')
 
 
 class OutputFolderError(ValueError):
@@ -76,6 +78,7 @@ class ExperimentConfig:
     workers: int = 2  # processes corrupting the evaluation images
     eval_workers: int = 2  # loader processes per evaluated cell (0: in the run's process, cheapest for small sets)
     threads: Optional[int] = None  # torch's intra-op threads during the run (None: leave torch's setting)
+    side_by_side: bool = False  # with threads=1: two arms without a teacher train at once (`_start_beside`)
     progress: bool = True
     generate: Optional[Dict[str, Any]] = None  # generate data_dir first: `synthetic.make_shapes_dataset` args
     overwrite: bool = False  # discard the outputs of a run with other settings in out_dir instead of refusing
@@ -221,15 +224,43 @@ def _reporting_epochs(on_epoch: Callable[[float], None]) -> Iterator[None]:
         engine.evaluate = evaluate
 
 
+def _weights_folder(cfg: ExperimentConfig, arm: str, seed: int) -> Path:
+    return Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
+
+
+def _train_beside(cfg: ExperimentConfig, arm: str, seed: int) -> None:
+    """ The body of the second process (`_start_beside`): train `arm` on one thread into its weights folder. """
+    torch.set_num_threads(1)
+    _train_arm(cfg, arm, seed, None, RunProgress(replace(cfg, progress=False)))
+
+
+def _start_beside(cfg: ExperimentConfig, seed: int) -> Dict[str, multiprocessing.process.BaseProcess]:
+    """ With `cfg.side_by_side` and one torch thread: start a process that trains the second untrained arm without a
+    teacher (`tl` while this process trains `baseline`), so that two cores train two arms, one thread each; the
+    student waits for its teacher as before. Forked (no re-import; one thread, so no OpenMP pool to inherit);
+    `{arm: process}`, empty when nothing is started. """
+    if not cfg.side_by_side or torch.get_num_threads() != 1:
+        return {}
+    todo = [arm for arm in training_order(cfg.arms, cfg.arm_table) if teacher_of(arm, cfg.arm_table) is None
+            and not (_weights_folder(cfg, arm, seed) / 'history.json').exists()]
+    if len(todo) < 2:
+        return {}
+    process = multiprocessing.get_context('fork').Process(target=_train_beside, args=(cfg, todo[1], seed), daemon=True)
+    process.start()
+    return {todo[1]: process}
+
+
 def _train_arm(
         cfg: ExperimentConfig,
         arm: str,
         seed: int,
         teacher: Optional[nn.Module],
         progress: RunProgress,
+        trained_beside: bool = False,
 ) -> Tuple[nn.Module, List[Dict[str, float]], float]:
-    """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished. """
-    folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
+    """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished
+    (`trained_beside`: it finished in this run's second process, not in an earlier run). """
+    folder = _weights_folder(cfg, arm, seed)
     record = folder / 'history.json'
     # `progress` off: the run's own display covers every training
     overrides = {**cfg.train, **train_options(arm, cfg.arm_table), 'seed': seed, 'progress': False}
@@ -238,7 +269,7 @@ def _train_arm(
         saved = json.loads(record.read_text())
         model = timm.create_model(train_cfg.model, num_classes=saved['num_classes'], **train_cfg.model_kwargs)
         model.load_state_dict(load_file(str(folder / 'model.safetensors')))
-        progress.training_done(saved['history'], saved['seconds'], reused=True)
+        progress.training_done(saved['history'], saved['seconds'], reused=not trained_beside)
         return model.eval(), saved['history'], saved['seconds']
     start = time.perf_counter()
     with _reporting_epochs(progress.epoch_done):
@@ -296,11 +327,20 @@ def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress
                             img_size=cfg.train.get('img_size'), progress=False)
     trained: Dict[str, nn.Module] = {}
     runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
+    beside = _start_beside(cfg, seed)
     for arm in training_order(cfg.arms, cfg.arm_table):  # teachers (tl) train before their students
         teacher_arm = teacher_of(arm, cfg.arm_table)
         teacher = None if teacher_arm is None else trained[teacher_arm]
+        process = beside.pop(arm, None)
+        if process is not None:
+            progress.phase(f'waiting for {arm} (training in a second process)')
+            process.join()
+            if process.exitcode:  # its traceback is on stderr; train it here instead
+                print(f'training {arm} in a second process failed (exit code {process.exitcode}); training it here',
+                      file=sys.stderr)
         progress.start_training(seed, arm)
-        model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress)
+        model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress,
+                                             trained_beside=process is not None and not process.exitcode)
         trained[arm] = model
         progress.phase(f'evaluating {arm} clean and corrupted')
         evaluated = evaluate_robustness(

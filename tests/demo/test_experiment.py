@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ def toy_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('story')
     cfg = ExperimentConfig(data_dir=str(root / 'data'), out_dir=str(root / 'out'), train=TOY_TRAIN,
                            generate=dict(train_per_class=2, val_per_class=2, size=32),
-                           corruptions=('gaussian_noise', 'contrast'), eval_per_class=1, workers=1, progress=False)
+                           corruptions=('gaussian_noise', 'contrast'), eval_per_class=1, workers=1, progress=False,
+                           threads=1)
     return cfg, run_experiment(cfg)
 
 
@@ -100,6 +102,29 @@ def test_rerun_reuses_trained_weights_and_evaluated_cells(toy_run):
     again = run_experiment(cfg)
     assert [(r.arm, r.train_seconds, r.clean_top1) for r in again] == \
         [(r.arm, r.train_seconds, r.clean_top1) for r in results]
+
+
+def test_side_by_side_trains_the_token_labeler_in_a_second_process_to_the_same_numbers(toy_run, tmp_path,
+                                                                                     monkeypatch):
+    """ #18: two cores train the baseline and the token labeler at once, one thread each; nothing else changes. """
+    from fan_stl.demo import experiment
+    cfg, results = toy_run
+    train_beside = experiment._train_beside
+
+    def note_the_process(cfg, arm, seed):
+        (tmp_path / f'{arm}.pid').write_text(str(os.getpid()))
+        train_beside(cfg, arm, seed)
+
+    monkeypatch.setattr(experiment, '_train_beside', note_the_process)
+    side = replace(cfg, out_dir=str(tmp_path / 'out'), side_by_side=True)
+    again = run_experiment(side)
+    assert [p.name for p in tmp_path.glob('*.pid')] == ['tl.pid']
+    assert int((tmp_path / 'tl.pid').read_text()) != os.getpid()
+    assert [(r.arm, r.clean_top1, r.corruption_errors, r.history) for r in again] == \
+        [(r.arm, r.clean_top1, r.corruption_errors, r.history) for r in results]
+    for arm in ('baseline', 'tl', 'stl'):
+        assert (Path(side.out_dir) / 'weights' / f'{arm}-seed0' / 'model.safetensors').read_bytes() == \
+            (Path(cfg.out_dir) / 'weights' / f'{arm}-seed0' / 'model.safetensors').read_bytes()
 
 
 def test_student_without_its_teacher_arm_is_refused(tmp_path):
