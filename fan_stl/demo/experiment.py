@@ -8,7 +8,8 @@ evaluated cells are reused when the same output folder is run again with the sam
 `RUN_RECORD`); other settings are refused (`OutputFolderError`) unless `overwrite` discards the earlier run's
 outputs. Other arms and seeds may be added to a folder: each (arm, seed) has its own weights and results.
 With `progress`, one display covers the whole run: arm k of n, epoch, the validation top-1 of each finished epoch
-and the overall ETA.
+and the overall ETA. With `threads=1` and `side_by_side`, the second arm without a teacher (`tl`) trains in a forked
+process while this one trains the first (`baseline`): two cores, two arms, the same weights as one at a time.
 """
 import json
 import multiprocessing
@@ -239,8 +240,8 @@ def _start_beside(cfg: ExperimentConfig, seed: int) -> Dict[str, multiprocessing
     teacher (`tl` while this process trains `baseline`), so that two cores train two arms, one thread each; the
     student waits for its teacher as before. Forked (no re-import; one thread, so no OpenMP pool to inherit);
     `{arm: process}`, empty when nothing is started. """
-    if not cfg.side_by_side or torch.get_num_threads() != 1:
-        return {}
+    if not cfg.side_by_side or torch.get_num_threads() != 1 or 'fork' not in multiprocessing.get_all_start_methods():
+        return {}  # (no fork on Windows: one arm at a time there)
     todo = [arm for arm in training_order(cfg.arms, cfg.arm_table) if teacher_of(arm, cfg.arm_table) is None
             and not (_weights_folder(cfg, arm, seed) / 'history.json').exists()]
     if len(todo) < 2:
