@@ -1,72 +1,16 @@
-"""Run timm's stock validate.py on the fan models.
-
-    python -m fan_stl.validate --timm-validate path/to/validate.py [--eval-rule fused|cls] -- [validate.py options]
-
-validate.py is not in the timm wheel (take it from timm's repository at the tag of your installed timm) and has no
-`--device-modules`-style hook to register a plug-in's models, so it cannot build `fan_*` models by itself. This
-launcher registers them (`import fan_stl`), loads validate.py unmodified as a module and calls its `main()`. The only
-name it replaces is `create_model`, to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
-
-* `fused` (default): `cls + 0.5 * max_n(token)`, the inference rule of the published STL numbers;
-* `cls`: the class head alone, what STL training validates and chooses its best checkpoint on (`--eval-rule cls`
-  reproduces train.py's own evaluation of a checkpoint).
-"""
-import argparse
-import functools
+"""`python -m fan_stl.validate` (also `python -m fan_stl validate`): timm's stock validate.py on the fan models (the
+runner is `fan_stl.training.validate_launcher`). `--help` answers without importing torch once its text is cached
+(`fan_stl.utils.help_cache`)."""
 import sys
-from types import ModuleType
 from typing import List, Optional
 
-import fan_stl  # noqa: F401  (registers the fan models for validate.py's create_model)
-from fan_stl.stl.config import EVAL_RULES
-from fan_stl.timm_scripts import ScriptError, load_timm_script, split_command_line
+from .cli import run_script_launcher
 
-__all__ = ['build_parser', 'load_timm_validate', 'main']
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='python -m fan_stl.validate',
-        description='Validate fan models with timm\'s unmodified validate.py. Options after `--` go to validate.py.')
-    parser.add_argument('--timm-validate', required=True, metavar='PATH',
-                        help='timm\'s validate.py, from the repository tag matching your installed timm')
-    parser.add_argument('--eval-rule', choices=EVAL_RULES, default='fused',
-                        help='token-head models: fused cls + 0.5*max(token) logits (the published rule, default) or '
-                             'the class head alone (what STL training validates on)')
-    return parser
-
-
-def load_timm_validate(path: str) -> ModuleType:
-    """ Load validate.py as a module (without running it) and check it has the names the launcher uses. """
-    return load_timm_script(path, 'validate.py', ('main', 'create_model'))
-
-
-def install(module: ModuleType, eval_rule: str) -> None:
-    """ Make validate.py's `create_model` set the eval rule on token-head models. """
-    original = module.create_model
-
-    @functools.wraps(original)
-    def create_model(*args, **kwargs):
-        model = original(*args, **kwargs)
-        if hasattr(model, 'fuse_token_logits'):
-            model.fuse_token_logits = eval_rule == 'fused'
-        return model
-
-    module.create_model = create_model
+__all__ = ['main']
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ours, script_argv = split_command_line(argv)
-    parser = build_parser()
-    options = parser.parse_args(ours)
-    try:
-        module = load_timm_validate(options.timm_validate)
-    except ScriptError as e:
-        parser.error(str(e))
-    install(module, options.eval_rule)
-    sys.argv = [options.timm_validate] + script_argv
-    module.main()
-    return 0
+    return run_script_launcher('validate', 'fan_stl.training.validate_launcher', argv)
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ import torch
 
 import timm
 
-from .weights_helpers import logits, random_model, save_official
+from .weights.helpers import logits, random_model, save_official
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from ._args import image_size, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
-    from fan_stl.convert import convert_checkpoint, push_to_hub
-    from fan_stl.hub import PretrainedWeightsError
+    from fan_stl.weights.convert import convert_checkpoint, push_to_hub
+    from fan_stl.weights.files import PretrainedWeightsError
 
     try:
         result = convert_checkpoint(
@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'checkpoint gets a neutral card.')
     parser.add_argument('checkpoint', help='.pth / .pth.tar / .safetensors file')
     parser.add_argument('--model', required=True,
-                        help='registered architecture, e.g. fan_l_hybrid_stl')
+                        help='registered architecture, e.g. fan_l_hybrid_stl (a release tag, if given, must be one '
+                             'of its own, e.g. fan_l_hybrid_stl.in1k)')
     parser.add_argument('--out', required=True,
                         help='output folder: new or empty (see --overwrite)')
     parser.add_argument('--overwrite', action='store_true',

@@ -14,6 +14,7 @@ from typing import Optional
 
 from ..demo.arms import ARMS, check_arms
 from ..utils.extras import EXTRAS, install_hint, missing_modules
+from ..utils.lock import OutputFolderLocked
 from ._args import image_size, positive_int
 
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         results = run_experiment(cfg)
-    except (OutputFolderError, ImportError) as e:  # ImportError: an optional module that fails on first use
+    except (OutputFolderError, OutputFolderLocked, ImportError) as e:  # ImportError: an optional module failing
         print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
         return 2
     print(f'\nSTL demo on {data} ({machine_description()}, {time.perf_counter() - start:.0f} s)\n')

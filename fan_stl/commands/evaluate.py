@@ -15,58 +15,26 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.amp import AMP_NAMES
+from . import _evalsets
 from .corrupt import add_corruption_arguments, expand_corruptions
-
-
-def _head_mismatch(state_dict: Dict[str, Any], model: Any, name: str, checkpoint: str) -> Optional[str]:
-    classifiers = model.pretrained_cfg.get('classifier') or 'head'
-    own = model.state_dict()
-    for key in ([classifiers] if isinstance(classifiers, str) else list(classifiers)):
-        theirs, mine = state_dict.get(f'{key}.weight'), own.get(f'{key}.weight')
-        if theirs is not None and mine is not None and theirs.shape[0] != mine.shape[0]:
-            return (f'{checkpoint} has a {theirs.shape[0]}-class head ({key}.weight {tuple(theirs.shape)}) but '
-                    f'{name} was built with {mine.shape[0]} classes: pass --num-classes {theirs.shape[0]}.')
-    return None
 
 
 def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_classes: Optional[int]) -> Any:
     """ A timm model, optionally with weights from a checkpoint (official FAN/STL files are converted on the fly). """
     import timm
-    from timm.models import clean_state_dict
 
-    import fan_stl
-    from fan_stl.hub import load_weights_file
-    from fan_stl.weight_files import WeightsMismatchError, read_checkpoint
+    from fan_stl.weights import create_pretrained, load_checkpoint
 
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
     try:
-        model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.hub errors for weights that cannot be had
+        model = create_pretrained(name, **kwargs) if pretrained else timm.create_model(name, **kwargs)
+    except (RuntimeError, OSError) as e:  # timm / Hub / fan_stl.weights errors for weights that cannot be had
         if not pretrained or getattr(e, 'cli_message', str(e)) != str(e):
             raise  # fan_stl's message already names the CLI's flags (printed from `cli_message`)
         raise RuntimeError(f'{e} From the command line: download the weights file and pass it with '
                            f'`--checkpoint PATH` instead of --pretrained.') from None
-    if not checkpoint:
-        return model
-    if isinstance(model, fan_stl.FAN):  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`
-        try:
-            load_weights_file(model, checkpoint)
-        except WeightsMismatchError:
-            hint = _head_mismatch(fan_stl.checkpoint_filter_fn(read_checkpoint(checkpoint)[0], model), model, name,
-                                  checkpoint)
-            if hint:
-                raise ValueError(hint) from None
-            raise
-        return model
-    state_dict = clean_state_dict(read_checkpoint(checkpoint)[0])  # weights_only=True; bad files named; no 'module.'
-    hint = _head_mismatch(state_dict, model, name, checkpoint)
-    if hint:
-        raise ValueError(hint)
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split())[:400]
-        raise ValueError(f'{checkpoint} does not fit {name}: {detail}') from None
+    if checkpoint:  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`, for any timm model
+        load_checkpoint(model, checkpoint)
     return model
 
 
@@ -170,7 +138,7 @@ def _order_and_baseline(args: argparse.Namespace, labels: List[str]) -> Optional
 
 def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     from fan_stl.robustness.evaluate import (
-        EvalSettings, OnTheFlySpec, baseline_from_results, evaluate_robustness, load_results, summarize_results)
+        EvalSettings, OnTheFlySpec, evaluate_robustness, load_results, summarize_results)
     from fan_stl.robustness.metrics import ALEXNET
     from fan_stl.utils.atomic import write_json_atomic
 
@@ -182,14 +150,18 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     corruptions = expand_corruptions(args.corruptions) if args.corruptions else None
     on_the_fly = None
     if args.corrupt_on_the_fly:
-        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format)
+        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format,
+                                  args.corruption_backend)
+    extra = _evalsets.extra_sets(args)
+    if extra is not None:
+        extra.check(args.data, args.imagenet_c)  # every folder, label file and subset list before any model
     labels = unique_labels(args.models, checkpoints, args.pretrained)
     baseline_index = _order_and_baseline(args, labels)
     results: List[Dict[str, Any]] = []
     baseline = ALEXNET if args.alexnet_normalise else None
     if args.baseline is not None and baseline_index is None:
         stored = load_results(Path(args.baseline))
-        baseline = baseline_from_results(stored, str(args.baseline))
+        baseline = _evalsets.corruption_baseline(stored, str(args.baseline))
         results.append(summarize_results(stored, baseline))
     order = sorted(range(len(labels)), key=lambda i: i != baseline_index)  # the baseline model first
     for i in order:
@@ -204,11 +176,11 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
             model, label, path, clean=args.data, imagenet_c=args.imagenet_c, imagenet_a=args.imagenet_a,
             imagenet_r=args.imagenet_r, baseline=baseline, corruptions=corruptions,
             settings=replace(settings, img_size=trained_at[0]) if trained_at else settings,
-            on_the_fly=on_the_fly, overwrite=args.overwrite,
+            on_the_fly=on_the_fly, overwrite=args.overwrite, extra=extra,
             source={'model': args.models[i], 'pretrained': args.pretrained, 'num_classes': args.num_classes,
                     'checkpoint': str(Path(checkpoints[i]).resolve()) if checkpoints[i] else None})
         if i == baseline_index:
-            baseline = baseline_from_results(evaluated, f'the results of {label}')
+            baseline = _evalsets.corruption_baseline(evaluated, f'the results of {label}')
             write_json_atomic(path, summarize_results(evaluated, baseline))
         results.append(evaluated)
     return results
@@ -216,13 +188,14 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     problem = None
-    if not any((args.data, args.imagenet_c, args.imagenet_a, args.imagenet_r)):
+    if not any((args.data, args.imagenet_c, args.imagenet_a, args.imagenet_r)) and not _evalsets.requested(args):
         problem = 'nothing to evaluate: give --data and/or --imagenet-c / --imagenet-a / --imagenet-r'
     elif args.corrupt_on_the_fly and (args.data is None or args.imagenet_c is not None):
         problem = '--corrupt-on-the-fly corrupts the --data folder in the loader: give --data and no --imagenet-c'
     elif args.alexnet_normalise and args.baseline:
         problem = 'choose one mCE normaliser: --alexnet-normalise or --baseline'
-    elif (args.baseline or args.alexnet_normalise) and not (args.imagenet_c or args.corrupt_on_the_fly):
+    elif (args.baseline or args.alexnet_normalise) and not (args.imagenet_c or args.corrupt_on_the_fly
+                                                            or args.corruption_set or args.imagenet_p):
         problem = 'an mCE normaliser needs corruptions: add --imagenet-c DIR or --corrupt-on-the-fly'
     if problem:
         print(f'error: {problem}', file=sys.stderr)
@@ -236,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from fan_stl.robustness.report import format_tables, plot_corruption_errors, write_csvs
     print(format_tables(results))
     out = Path(args.out)
-    written = write_csvs(results, out)
+    written = write_csvs(results, out) + _evalsets.write_reports(results, args)
     if any(r.get('imagenet_c', {}).get('cells') for r in results):
         try:
             written.append(plot_corruption_errors({r['model']: r for r in results}, out / 'corruption_errors.png'))
@@ -263,11 +236,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--data', type=Path, help='clean ImageFolder (e.g. ImageNet val)')
     parser.add_argument('--imagenet-c', type=Path, metavar='DIR', help='<DIR>/<corruption>/<1-5>/<class>/<image>')
     parser.add_argument('--corrupt-on-the-fly', action='store_true',
-                        help='corrupt the --data images in the data loader (the same images as `corrupt` with '
-                             '--seed / --format would write; no copies on disk)')
+                        help='corrupt the --data images during the evaluation, no copies on disk: with the default '
+                             '--corruption-backend torch in batches on --device at the model\'s input size; with '
+                             'imagecorruptions in the loader, the same images as `corrupt` with --seed / --format '
+                             'would write')
     parser.add_argument('--imagenet-a', type=Path, metavar='DIR', help='ImageNet-A folder (200 wnid class folders)')
     parser.add_argument('--imagenet-r', type=Path, metavar='DIR', help='ImageNet-R folder (200 wnid class folders)')
-    add_corruption_arguments(parser, None)
+    add_corruption_arguments(parser, None, default_backend='torch')
+    _evalsets.add_arguments(parser)
     parser.add_argument('--baseline', metavar='LABEL|FILE',
                         help='mCE relative to this model (= 100): one of this command\'s models (its MODEL name or '
                              'result label) or a results JSON file of an earlier run on the same images')

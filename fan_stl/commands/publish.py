@@ -5,10 +5,11 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from fan_stl.hub import PretrainedWeightsError
-    from fan_stl.publish import publish_weight, select_weights
+    from fan_stl.weights.files import PretrainedWeightsError
+    from fan_stl.weights.publish import check_verify_folder, publish_weight, select_weights
 
     try:
+        check_verify_folder(args.verify_imagenet)  # before any download or conversion
         weights = select_weights(args.only)
         print(f'{"Dry run: " if args.dry_run else ""}{len(weights)} released weight(s) -> {args.work_dir}')
         for weight in weights:

@@ -1,4 +1,5 @@
-"""The arms of the STL comparison run by `fan_stl.demo.experiment` and `python -m fan_stl demo` (standard library only).
+"""The arms of the STL comparison run by `fan_stl.demo.experiment` and `python -m fan_stl demo` (the table and its
+names need the standard library only; asking an arm's teacher imports the STL config).
 
     baseline    `fan_tiny_8_p4_hybrid`, cross-entropy on the (mixed, smoothed) image label (the engine's stage `plain`)
     tl          `fan_t_hybrid_tl`, STL stage 1 (token labeler; its token head is supervised by the image label)
@@ -19,7 +20,8 @@ ARMS: ArmTable = {
 
 def teacher_of(arm: str, table: ArmTable = ARMS) -> Optional[str]:
     """ The arm whose trained model teaches `arm`: an stl arm's `teacher_arm` ('tl' unless set); None otherwise. """
-    return table[arm].get('teacher_arm', 'tl') if table[arm]['stage'] == 'stl' else None
+    from ..stl.config import STAGES  # torch / timm: only once a teacher is asked for, never for the arm names
+    return table[arm].get('teacher_arm', 'tl') if STAGES[table[arm]['stage']].needs_teacher else None
 
 
 def train_options(arm: str, table: ArmTable = ARMS) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from timm.models._hub import generate_readme
 
-from ..convert import CARD_FILE, CITATIONS
+from ..weights.convert import CARD_FILE, CITATIONS
 from ..utils.atomic import write_text_atomic
 
 # methods the demo's arms run beyond FAN and STL (bibliographic facts)

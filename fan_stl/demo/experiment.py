@@ -16,11 +16,10 @@ import multiprocessing
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import mean, stdev
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,9 +28,8 @@ import timm
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from .. import __version__, engine, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
-from ..convert import write_weights_folder
-from ..engine import TrainConfig, train
+from .. import __version__, models  # noqa: F401  (models: registers the fan_* architectures the arms create)
+from ..weights.convert import write_weights_folder
 from ..robustness import (
     CorruptionBaseline,
     EvalSettings,
@@ -44,7 +42,9 @@ from ..robustness import (
     plot_corruption_errors,
 )
 from ..robustness.layouts import is_image
+from ..training.engine import TrainConfig, train
 from ..utils.atomic import write_json_atomic
+from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
 from .card import demo_card, write_demo_card
@@ -200,31 +200,6 @@ class RunProgress:
         self.bar.close()
 
 
-@contextmanager
-def _reporting_epochs(on_epoch: Callable[[float], None]) -> Iterator[None]:
-    """ Call `on_epoch(val_top1)` after every epoch that `engine.train` runs inside this block.
-
-    The engine evaluates the trained model once per epoch through `engine.evaluate` (and its EMA copy, when on,
-    through a second call on another module): the first module evaluated is the one whose epochs are counted.
-    """
-    evaluate = engine.evaluate
-    trained: List[nn.Module] = []
-
-    def evaluate_and_report(model: nn.Module, *args: Any, **kwargs: Any) -> float:
-        top1 = evaluate(model, *args, **kwargs)
-        if not trained:
-            trained.append(model)
-        if model is trained[0]:
-            on_epoch(top1)
-        return top1
-
-    engine.evaluate = evaluate_and_report
-    try:
-        yield
-    finally:
-        engine.evaluate = evaluate
-
-
 def _weights_folder(cfg: ExperimentConfig, arm: str, seed: int) -> Path:
     return Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
 
@@ -273,8 +248,7 @@ def _train_arm(
         progress.training_done(saved['history'], saved['seconds'], reused=not trained_beside)
         return model.eval(), saved['history'], saved['seconds']
     start = time.perf_counter()
-    with _reporting_epochs(progress.epoch_done):
-        result = train(train_cfg)
+    result = train(train_cfg, on_epoch=lambda record: progress.epoch_done(record['val_top1']))
     seconds = time.perf_counter() - start
     progress.training_done(result.history, seconds, reused=False)
     model = result.model.eval()
@@ -292,6 +266,7 @@ def _train_arm(
     return model, result.history, seconds
 
 
+@locks_output_folder('cfg.out_dir')
 def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     """ Train every arm for every seed, evaluate it clean and corrupted, and compare it with the baseline. """
     check_arms(cfg.arms, cfg.arm_table)

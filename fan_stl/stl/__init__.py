@@ -1,31 +1,41 @@
-"""The STL training wing: one config, one stage builder, one per-token mix record.
+"""The STL method: one config, one stage builder, one data-side builder, one per-token mix record.
 
-    STLConfig -> build_task(config, model, ...) -> task(input, target)['loss']
+    config = STLConfig(...)
+    task = build_task(config, model, ...)     # task(input, target)['loss']
+    data = build_data(config)                 # training set, mixer, loader checks of the stage
 
-Extension points (each touches one module):
+This package is the method alone; the drivers that run it (the engine, the launchers of timm's scripts) live in
+`fan_stl.training` and this package never imports them.
 
-* a mixing method that mixes pixels (Mixup / CutMix, MaskMix, MixPro, patch CutMix): a draw function `(mixer, batch,
-  height, width) -> (own pixels, lam)` and its entry in `mixing.MIX_METHODS`; `--mix-method NAME` selects it (the
-  flag's choices follow the registry). MixToken mixes tokens inside the model: the task draws its
-  `MixRecord(own=token mask, partner, lam)`; PAL and TransMix (`--attention-relabel`) only rewrite `MixRecord.lam`
-  from the model's class attention, in the task, before the class target `record.class_target(own)` is made.
-* a source of token targets (e.g. a CNN token annotator): a builder `(config, student_model, num_classes, device,
-  image_smoothing, seed, rank, autocast) -> images -> TokenTargets` and its entry in `teacher.LABEL_SOURCES`;
-  `--label-source NAME` selects it.
+Extension points (each is one module plus one registry line; the config's flag choices follow the registries):
 
-Token targets consume a record in one place, `TokenTargets.blend(record)`, when `follow_mixing` is on (always for
-MixToken). Every stage (plain, tl, stl) takes every mixing method that fits its model (`task.check_mixing`).
+* a mixing method: a `MixMethod` subclass (`mix_method.py`) with its settings checked in its constructor, a
+  `from_config(config)` and `draw(mixer, batch, height, width) -> (own pixels, lam)` (a token-space method also gives a
+  `token_mixer`); its entry in `mixing.MIX_METHODS`; `--mix-method NAME` selects it.
+* a relabel rule (rewrites `MixRecord.lam` after the forward pass, like PAL and TransMix): an `AttentionRelabel`
+  subclass and its entry in `attention_labels.ATTENTION_RELABELS`; `--attention-relabel NAME` selects it.
+* a source of token targets (e.g. a CNN token annotator): a `LabelSource` (`check_teacher(config)`, and a call
+  `(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) -> images -> TokenTargets`) and
+  its entry in `teacher.LABEL_SOURCES`; `--label-source NAME` selects it.
+
+Token targets consume a record in one place, `TokenTargets.blend(record)`, when `follow_mixing` is on (always for a
+token-space method). Every stage (plain, tl, stl) takes every mixing method that fits its model (each method and rule
+checks the model itself, `task.check_mixing`).
 """
+from .attention_labels import ATTENTION_RELABELS, AttentionRelabel
 from .config import STLConfig
+from .data import STLData, build_data
+from .mix_method import MixMethod
 from .mix_record import MixRecord
-from .mixing import MIX_METHODS, STLCollateMixup, STLMixup
+from .mixing import MIX_METHODS, STLCollateMixup, STLMixup, build_mix_method
 from .targets import TokenLabelTarget, TokenTargets
 from .task import STLTask, build_task
-from .teacher import LABEL_SOURCES, TeacherTokenLabeler, load_teacher
+from .teacher import LABEL_SOURCES, LabelSource, TeacherTokenLabeler, load_teacher
 from .views import PairedViewDataset, PairedViewLoader, PairedViewTransform
 
 __all__ = [
-    'STLConfig', 'MixRecord', 'MIX_METHODS', 'STLCollateMixup', 'STLMixup', 'TokenLabelTarget', 'TokenTargets',
-    'STLTask', 'build_task', 'LABEL_SOURCES', 'TeacherTokenLabeler', 'load_teacher', 'PairedViewDataset',
-    'PairedViewLoader', 'PairedViewTransform',
+    'STLConfig', 'STLData', 'build_data', 'MixMethod', 'MixRecord', 'MIX_METHODS', 'build_mix_method',
+    'STLCollateMixup', 'STLMixup', 'ATTENTION_RELABELS', 'AttentionRelabel', 'TokenLabelTarget', 'TokenTargets',
+    'STLTask', 'build_task', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'load_teacher',
+    'PairedViewDataset', 'PairedViewLoader', 'PairedViewTransform',
 ]

@@ -33,9 +33,8 @@ import torch.nn.functional as F
 import timm
 from timm.layers import NormMlpClassifierHead, SelectAdaptivePool2d
 
-from ..hub import filter_and_check
 from ..models.fan import checkpoint_filter_fn
-from ..weight_files import read_checkpoint
+from ..weights import WeightsMismatchError, create_pretrained, load_checkpoint
 
 __all__ = ['DenseAnnotator', 'load_annotator', 'resolve_annotator', 'SUPPORTED_HEADS']
 
@@ -219,16 +218,15 @@ def load_annotator(
     """
     kind, name = resolve_annotator(teacher, model_name)
     if kind == 'checkpoint':
-        state_dict, _ = read_checkpoint(teacher)
         model = timm.create_model(name, num_classes=num_classes)
-        state_dict = checkpoint_filter_fn(state_dict, model)  # strips DDP / compile prefixes (any timm model)
-        head = model.pretrained_cfg.get('classifier')
-        found = state_dict.get(f'{head}.weight') if isinstance(head, str) else None
-        if found is not None and found.shape[0] != num_classes:
-            raise _class_mismatch(f'checkpoint {teacher}', found.shape[0], num_classes)
-        model.load_state_dict(filter_and_check(state_dict, model, checkpoint_filter_fn), strict=True)
+        try:  # checkpoint_filter_fn strips DDP / compile prefixes (any timm model)
+            load_checkpoint(model, teacher, filter_fn=checkpoint_filter_fn)
+        except WeightsMismatchError as e:
+            if getattr(e, 'checkpoint_classes', None) is None:
+                raise
+            raise _class_mismatch(f'checkpoint {teacher}', e.checkpoint_classes, num_classes) from None
     else:
-        model = timm.create_model(name, pretrained=True)
+        model = create_pretrained(name)  # offline: one message, no retries
         if model.num_classes != num_classes:
             raise _class_mismatch(repr(name), model.num_classes, num_classes)
     return DenseAnnotator(model.to(device or torch.device('cpu')), token_stride).eval().requires_grad_(False)

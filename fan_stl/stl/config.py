@@ -2,56 +2,49 @@
 
 The launcher's command-line flags (`python -m fan_stl.train --stage ... --teacher ...`) are generated from the
 fields and their metadata (`add_arguments` / `from_namespace`), the engine holds an `STLConfig` in its
-`TrainConfig.stl`, and `build_task` reads nothing else. Options whose choices come from a registry (`mix_method`,
-`label_source`) list the registry's names, so a new mixing method or label source appears here by itself.
+`TrainConfig.stl`, and `build_task` / `build_data` read nothing else. Options whose choices come from a registry
+(`mix_method`, `label_source`, `attention_relabel`) list the registry's names, so a new mixing method, label source or
+relabel rule appears here by itself.
+
+The config checks what it owns (the stage, the teacher, the registry names); a method's settings (`maskmix_cell`,
+`mix_alpha`, `mix_pairing`, `pal_alpha`, ...) are checked once, by the method object its registry builds from the
+config (built here too, so a bad setting is refused when the config is made). Drivers ask the stage what it needs
+(`token_head`, `needs_teacher`), never its name.
 """
 import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Union
 
 import torch.nn as nn
 
-__all__ = ['STAGES', 'EVAL_RULES', 'STLConfig']
+from .attention_labels import ATTENTION_RELABELS, TRANSMIX_TOKENS, build_relabel
+from .eval_rule import EVAL_RULES, TRAINING_RULE
+from .maskmix import MASKMIX_MODES
+from .mix_method import PAIRINGS
+from .mixing import MIX_METHODS, build_mix_method
+from .teacher import CLASS_TARGETS, LABEL_SOURCES, TOKEN_LABEL_MODES
 
-STAGES = ('plain', 'tl', 'stl')
-EVAL_RULES = ('cls', 'fused')
+__all__ = ['Stage', 'STAGES', 'EVAL_RULES', 'STLConfig']
 
 
-def _option(default: Any, help: str, choices: Any = None, type: Optional[type] = None) -> Any:
+class Stage(NamedTuple):
+    """ What a training stage needs. """
+    token_head: bool  # a `*_tl` / `*_stl` model trained with `TokenLabelLoss`
+    needs_teacher: bool  # a frozen label source labels a clean teacher view: paired batches
+
+
+STAGES: Dict[str, Stage] = {
+    'plain': Stage(token_head=False, needs_teacher=False),  # any timm classifier, image labels
+    'tl': Stage(token_head=True, needs_teacher=False),  # STL stage 1, the token labeler
+    'stl': Stage(token_head=True, needs_teacher=True),  # STL stage 2, the student
+}
+
+
+def _option(default: Any, help: str, choices: Any = None, type: Optional[type] = None, method: bool = False) -> Any:
     """ A dataclass field with the metadata its command-line flag is generated from (`choices` may be a callable
     returning the names of a registry, resolved when the parser is built; `type` the flag's type where the default
-    does not say it, e.g. a None default). """
-    return field(default=default, metadata={'help': help, 'choices': choices, 'type': type})
-
-
-def _mix_methods():
-    from .mixing import MIX_METHODS
-    return tuple(MIX_METHODS)
-
-
-def _pairings():
-    from .maskmix import PAIRINGS
-    return PAIRINGS
-
-
-def _maskmix_modes():
-    from .maskmix import MASKMIX_MODES
-    return MASKMIX_MODES
-
-
-def _attention_relabels():
-    from .attention_labels import ATTENTION_RELABELS
-    return ATTENTION_RELABELS
-
-
-def _label_sources():
-    from .teacher import LABEL_SOURCES
-    return tuple(LABEL_SOURCES)
-
-
-def _token_label_modes():
-    from .teacher import TOKEN_LABEL_MODES
-    return TOKEN_LABEL_MODES
+    does not say it, e.g. a None default; `method`: a method's setting, checked by the method, not here). """
+    return field(default=default, metadata={'help': help, 'choices': choices, 'type': type, 'method': method})
 
 
 @dataclass
@@ -66,53 +59,73 @@ class STLConfig:
         None, 'architecture of a checkpoint teacher (default: the student\'s model); the timm classifier of --teacher '
               'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
-                                choices=_label_sources)
+                                choices=lambda: tuple(LABEL_SOURCES))
+    label_maps: Optional[str] = _option(
+        None, 'with --label-source maps: the maps folder written by `python -m fan_stl label` (no --teacher then)')
+    class_target: str = _option('label', 'stl: the class-head target: the image label (label, the STL paper) or the '
+                                         'label source\'s prediction for the student\'s crop (crop, LV-ViT\'s '
+                                         'annotator)', choices=CLASS_TARGETS)
     cls_weight: float = _option(1.0, 'class-head loss weight')
     dense_weight: float = _option(1.0, 'token-head loss weight')
     token_label_mode: str = _option('gumbel', 'how teacher token logits become targets (gumbel, as the paper)',
-                                    choices=_token_label_modes)
+                                    choices=TOKEN_LABEL_MODES)
     token_label_smoothing: Optional[float] = _option(
         None, 'token label smoothing (default: the image label smoothing, --smoothing, as officially)', type=float)
     token_label_temperature: float = _option(1.0, 'teacher softmax temperature (gumbel, soft, topk)')
     token_label_topk: int = _option(5, 'classes kept per token in topk mode')
     mix_method: str = _option('mixup_cutmix', 'mixing method, every stage (a registered producer of MixRecord; '
-                                              'mixtoken mixes tokens inside the model)', choices=_mix_methods)
+                                              'mixtoken mixes tokens inside the model)',
+                              choices=lambda: tuple(MIX_METHODS))
     mix_pairing: str = _option('flip', 'partner of each sample: flip (reversed batch, timm / LV-ViT) or perm '
-                                       '(random permutation, MixPro)', choices=_pairings)
+                                       '(random permutation, MixPro)', choices=lambda: tuple(PAIRINGS), method=True)
     mix_alpha: float = _option(1.0, 'Beta(alpha, alpha) of the maskmix ratio and of the mixtoken / patch_cutmix box')
     maskmix_cell: int = _option(4, 'maskmix / mixpro: mask cell side in tokens (k; a cell is k x 16 pixels)')
     maskmix_mode: str = _option('batch', 'maskmix / mixpro: one kept-cell ratio per batch (MixPro) or per sample',
-                                choices=_maskmix_modes)
+                                choices=MASKMIX_MODES, method=True)
     mixpro_p_maskmix: float = _option(0.5, 'mixpro: probability of MaskMix per batch (else timm Mixup / CutMix)')
     attention_relabel: str = _option('none', 'rewrite the class-target share from the last class-attention map: '
-                                             'pal (MixPro) or transmix', choices=_attention_relabels)
+                                             'pal (MixPro) or transmix', choices=lambda: tuple(ATTENTION_RELABELS))
     pal_alpha: Optional[float] = _option(None, 'pal: a fixed alpha in [0, 1] (default: the per-sample cosine of '
                                                'MixPro\'s code)', type=float)
     pal_alpha_grad: bool = _option(False, 'pal: let gradients flow through the cosine alpha (as MixPro\'s code)')
+    transmix_tokens: str = _option('top_left', 'transmix: a token is inside the CutMix box when its top-left pixel '
+                                               'is (top_left, the released code) or by its exact pixel share',
+                                   choices=TRANSMIX_TOKENS, method=True)
     follow_mixing: bool = _option(False, 'token targets follow every mix (per-token pixel ownership); beyond the '
                                          'paper, whose token labels ignore the mixing')
-    eval_rule: str = _option('cls', 'what validation scores (and the best checkpoint is chosen on): the class head '
-                                    '(cls, as officially during training) or the fused cls + 0.5*max(token) rule',
-                             choices=EVAL_RULES)
+    eval_rule: str = _option(TRAINING_RULE, 'what validation scores (and the best checkpoint is chosen on): the '
+                                            'class head (cls, as officially during training) or the fused '
+                                            'cls + 0.5*max(token) rule', choices=EVAL_RULES)
 
     def __post_init__(self):
         for f in fields(self):
             choices = f.metadata.get('choices')
             choices = choices() if callable(choices) else choices
-            if choices and getattr(self, f.name) not in choices:
+            if choices and not f.metadata['method'] and getattr(self, f.name) not in choices:
                 raise ValueError(f'STLConfig.{f.name}={getattr(self, f.name)!r} is not one of {tuple(choices)}.')
-        if self.stage == 'stl' and self.teacher is None:
-            raise ValueError('Stage stl needs a teacher: a stage-1 checkpoint (--teacher path/to/model_best.pth.tar '
-                             '--teacher-model fan_t_hybrid_tl), a pretrained *_tl model name, or a module.')
-        if self.stage != 'stl' and self.teacher is not None:
+        if self.needs_teacher and self.teacher is None and LABEL_SOURCES[self.label_source].uses_teacher:
+            raise ValueError(f'Stage {self.stage} needs a teacher: a stage-1 checkpoint (--teacher '
+                             f'path/to/model_best.pth.tar --teacher-model fan_t_hybrid_tl), a pretrained *_tl model '
+                             f'name, or a module.')
+        if self.class_target != 'label' and not self.needs_teacher:
+            raise ValueError(f'--class-target {self.class_target} takes the class target from the label source of '
+                             f'stage stl; stage {self.stage} trains on image labels (use --class-target label).')
+        if not self.needs_teacher and self.teacher is not None:
             raise ValueError(f'A teacher is only used by stage stl; stage {self.stage} learns from image labels alone.')
-        if self.pal_alpha is not None and not 0. <= self.pal_alpha <= 1.:
-            raise ValueError(f'pal_alpha must be in [0, 1] (or unset for the per-sample cosine); got {self.pal_alpha}.')
-        if self.maskmix_cell < 1 or self.mix_alpha <= 0 or not 0. <= self.mixpro_p_maskmix <= 1.:
-            raise ValueError(f'Need maskmix_cell >= 1, mix_alpha > 0 and 0 <= mixpro_p_maskmix <= 1; got '
-                             f'{self.maskmix_cell}, {self.mix_alpha} and {self.mixpro_p_maskmix}.')
+        build_mix_method(self)  # the method and the relabel rule check their own settings
+        build_relabel(self)
         if self.token_label_smoothing is not None and not 0. <= self.token_label_smoothing < 1.:
             raise ValueError(f'token_label_smoothing must be in [0, 1); got {self.token_label_smoothing}.')
+
+    @property
+    def token_head(self) -> bool:
+        """ The stage trains a token-head model (`*_tl` / `*_stl`) with `TokenLabelLoss`. """
+        return STAGES[self.stage].token_head
+
+    @property
+    def needs_teacher(self) -> bool:
+        """ The stage's token labels come from a frozen label source on a clean teacher view (paired batches). """
+        return STAGES[self.stage].needs_teacher
 
     def token_smoothing(self, image_smoothing: float) -> float:
         """ The token label smoothing: as set, or the image label smoothing (`--smoothing`) when unset. """

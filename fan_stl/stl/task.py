@@ -11,16 +11,18 @@ loop call `task(input, target)['loss']` under their autocast), for every stage:
 
 Mixing, in every stage: targets are class indices, soft targets, or packed mix targets (each sample's own target and
 its `MixRecord`, from the `MIX_METHODS` producers in timm's Mixup slots). The class target is made here, from the
-record: `record.class_target(own)`. `mix_method='mixtoken'` draws the token-box record here and mixes inside the model
-(`model(x, token_mix=...)`; the token targets always follow it, which is LV-ViT's un-mixing of the token predictions
-as one loss). `attention_relabel` (`pal`, `transmix`) asks the model for its class attention (`return_attn=True`)
-and rewrites `record.lam` before the class loss. Both are explicit forward arguments: no hooks, compiled and EMA
-models work. Combinations that cannot work are refused here, with the fix.
+record: `record.class_target(own)`. The task knows no method by name: it holds three callables built from the
+config's registries. A `token_mixer` (the method's, e.g. MixToken's) draws a token-space record here and mixes inside
+the model (`model(x, token_mix=...)`; the token targets always follow it, which is LV-ViT's un-mixing of the token
+predictions as one loss). A `relabel` rule (PAL, TransMix) asks the model for its class attention
+(`return_attn=True`) and rewrites `record.lam` before the class loss. Both are explicit forward arguments: no hooks,
+compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl: from the
+teacher view, or (stored label maps, a labeler with `reads_crops`) from the crop record at the target's end.
+Combinations that cannot work are refused here, with the fix (each method and rule checks the model itself).
 
 The label source is held outside the module tree, so the teacher stays out of DDP, EMA, the optimizer and the
 checkpoints (one per rank). `STLTask.steps` counts the steps it ran (the launcher checks it is the task in use).
 """
-import inspect
 from typing import Callable, ContextManager, Dict, Optional, Tuple
 
 import torch
@@ -31,11 +33,14 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.task import ClassificationTask
 
 from ..models.fan import TOKEN_STRIDE
-from .attention_labels import relabelled
+from .attention_labels import AttentionRelabel, build_relabel
 from .config import STLConfig
+from .crop_record import split_crop_target
 from .loss import TokenLabelLoss
+from .mix_method import MixMethod
 from .mix_record import MixRecord
-from .mixtoken import MixToken, record_args
+from .mixing import build_mix_method
+from .mixtoken import record_args
 from .targets import TokenLabelTarget, TokenTargets
 from .teacher import LABEL_SOURCES
 from .views import split_views
@@ -51,7 +56,7 @@ def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 
         return target, None
     raise ValueError(
         f'Unexpected STL target of shape {tuple(target.shape)} for {num_classes} classes: expected class indices, '
-        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + tokens). Check that '
+        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + 2 x tokens). Check that '
         f'--num-classes matches the data and the teacher.')
 
 
@@ -64,10 +69,8 @@ class STLTask(ClassificationTask):
             criterion: nn.Module,
             labeler: Optional[Callable[[torch.Tensor], TokenTargets]] = None,
             follow_mixing: bool = False,
-            token_mixer: Optional[MixToken] = None,
-            attention_relabel: str = 'none',
-            pal_alpha: Optional[float] = None,
-            pal_alpha_grad: bool = False,
+            token_mixer: Optional[Callable[[int, Tuple[int, int], torch.device], MixRecord]] = None,
+            relabel: Optional[AttentionRelabel] = None,
             smoothing: float = 0.,
             device: Optional[torch.device] = None,
             dtype: Optional[torch.dtype] = None,
@@ -77,12 +80,12 @@ class STLTask(ClassificationTask):
         Args:
             model: The model to train.
             criterion: `TokenLabelLoss` (stages tl, stl) or a soft-target loss on the class logits (stage plain).
-            labeler: The stage-stl label source (teacher view -> token targets).
+            labeler: The stage-stl label source (teacher view -> token targets, or token targets and each view's own
+                class target, which then replaces the image label).
             follow_mixing: Token targets follow the record of every mixed batch.
-            token_mixer: MixToken's record draw (mix_method `mixtoken`), mixed inside the model.
-            attention_relabel: `'none'`, `'pal'` or `'transmix'`.
-            pal_alpha: PAL's fixed alpha (None: the per-sample cosine of MixPro's code).
-            pal_alpha_grad: Let gradients flow through PAL's cosine alpha (as MixPro's code).
+            token_mixer: A token-space method's record draw `(batch, grid, device) -> MixRecord`, mixed inside the
+                model (the `token_mixer` of the mixing method; None for pixel-space methods).
+            relabel: The attention relabelling rule `(record, attn, logits, own) -> record` (None: the area lam).
             smoothing: Label smoothing of the own targets this task makes from class indices.
         """
         super().__init__(model=model, criterion=criterion, device=device, dtype=dtype, verbose=verbose)
@@ -90,7 +93,7 @@ class STLTask(ClassificationTask):
         self.labeler = labeler
         self.follow_mixing = follow_mixing
         self.token_mixer = token_mixer
-        self.attention_relabel, self.pal_alpha, self.pal_alpha_grad = attention_relabel, pal_alpha, pal_alpha_grad
+        self.relabel = relabel
         self.smoothing = smoothing
         self.token_labels = isinstance(criterion, TokenLabelLoss)
         self.steps = 0
@@ -100,17 +103,29 @@ class STLTask(ClassificationTask):
         return target.float() if target.ndim == 2 else mixup_target(target, self.num_classes, 1., self.smoothing)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
-        image_target, record = split_target(target, self.num_classes)
-        tokens = None
-        if self.labeler is not None:
+        tokens = crop_target = None
+        if getattr(self.labeler, 'reads_crops', False):  # stored maps: the crop record, no teacher view
+            target, crops = split_crop_target(target)
+            if crops is None:
+                raise ValueError('The maps label source needs each sample\'s crop record in the target: build the '
+                                 'training set with build_data(config).dataset(...) (CropRecordDataset).')
+            tokens = self.labeler(crops, (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))
+        elif self.labeler is not None:
             teacher_images, input = split_views(input)
             tokens = self.labeler(teacher_images)
+            if isinstance(tokens, tuple):  # `--class-target crop`: the label source's crop label is the own target
+                tokens, crop_target = tokens
+            tokens = tokens.check_grid(
+                (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))  # by position, not count
+        image_target, record = split_target(target, self.num_classes)
+        if crop_target is not None:
+            image_target = crop_target
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
             record = self.token_mixer(input.shape[0], grid, input.device)
             forward_args['token_mix'] = record_args(record)
-        relabel = self.attention_relabel != 'none' and record is not None and not record.is_identity
+        relabel = self.relabel is not None and record is not None and not record.is_identity
         if relabel:
             forward_args['return_attn'] = True
         output = self.trainable_module(input, **forward_args)
@@ -120,8 +135,7 @@ class STLTask(ClassificationTask):
             own = self._own_targets(image_target)
             if relabel:
                 logits = output[0] if isinstance(output, (tuple, list)) else output
-                record = relabelled(self.attention_relabel, record, attn, logits, own, self.pal_alpha,
-                                    not self.pal_alpha_grad)
+                record = self.relabel(record, attn, logits, own)
             image_target = record.class_target(own)
             if tokens is not None and (self.follow_mixing or self.token_mixer is not None):
                 tokens = tokens.blend(record)
@@ -133,30 +147,14 @@ class STLTask(ClassificationTask):
         return {'loss': loss, 'output': output}
 
 
-def _forward_arguments(model: nn.Module) -> Tuple[str, ...]:
-    return tuple(inspect.signature(getattr(model, '_orig_mod', model).forward).parameters)
-
-
-def check_mixing(config: STLConfig, model: nn.Module) -> None:
-    """ Refuse a mixing method or attention relabelling that cannot work with `model`, naming the fix. """
-    name = type(model).__name__
-    if config.mix_method == 'mixtoken' and 'token_mix' not in _forward_arguments(model):
-        raise ValueError(
-            f'--mix-method mixtoken mixes tokens inside the model (model(x, token_mix=...)), which {name} does not '
-            f'support. Use a FAN model, or --mix-method patch_cutmix (the pixel-space MixToken) for a ViT p16.')
-    if config.attention_relabel != 'none' and (
-            'return_attn' not in _forward_arguments(model) or not len(getattr(model, 'cls_attn_blocks', ()))):
-        raise ValueError(
-            f'--attention-relabel {config.attention_relabel} reads the last class-attention map '
-            f'(model(x, return_attn=True)), which {name} does not provide. Use a FAN model with class-attention '
-            f'blocks, or --attention-relabel none.')
-    if config.mix_method == 'patch_cutmix':
-        convs = [m for m in getattr(model, 'patch_embed', nn.Identity()).modules() if isinstance(m, nn.Conv2d)]
-        if len(convs) != 1 or tuple(convs[0].kernel_size) != (16, 16) or tuple(convs[0].stride) != (16, 16):
-            raise ValueError(
-                f'--mix-method patch_cutmix equals MixToken only for a model whose patch embedding is one '
-                f'non-overlapping 16x16 conv (timm ViT / DeiT p16); {name}\'s is not. Use --mix-method mixtoken for '
-                f'FAN models, or maskmix / mixup_cutmix.')
+def check_mixing(config: STLConfig, model: nn.Module) -> Tuple[MixMethod, Optional[AttentionRelabel]]:
+    """ The mixing method and the attention relabelling rule of `config`, after each refused a `model` it cannot
+    work with (naming the fix). """
+    method, rule = build_mix_method(config), build_relabel(config)
+    method.check_model(model)
+    if rule is not None:
+        rule.check_model(model)
+    return method, rule
 
 
 def build_task(
@@ -186,24 +184,23 @@ def build_task(
         model_name: The student's architecture name (default architecture of a checkpoint teacher).
         verbose: Let timm's task log its set-up.
     """
-    check_mixing(config, model)
-    common = dict(device=device, dtype=dtype, verbose=verbose, smoothing=smoothing,
-                  token_mixer=MixToken(config.mix_alpha, pairing=config.mix_pairing)
-                  if config.mix_method == 'mixtoken' else None,
-                  attention_relabel=config.attention_relabel, pal_alpha=config.pal_alpha,
-                  pal_alpha_grad=config.pal_alpha_grad)
-    if config.stage == 'plain':
+    method, rule = check_mixing(config, model)
+    common = dict(device=device, dtype=dtype, verbose=verbose, smoothing=smoothing, token_mixer=method.token_mixer,
+                  relabel=rule)
+    if not config.token_head:
         return STLTask(model=model, criterion=SoftTargetCrossEntropy(), **common)
     if not callable(getattr(model, 'set_token_label_training', None)):
         raise ValueError(
             f'Stage {config.stage} trains a token-head model (`*_tl` for stage tl, `*_stl` for stage stl, e.g. '
             f'fan_t_hybrid_tl); {type(model).__name__} has none. Use stage plain for other models.')
     model.set_token_label_training(True)
-    model.fuse_token_logits = config.eval_rule == 'fused'
     criterion = TokenLabelLoss(config.cls_weight, config.dense_weight, label_smoothing=smoothing)
     labeler = None
-    if config.stage == 'stl':
+    if config.needs_teacher:
         source = LABEL_SOURCES[config.label_source]
         labeler = source(config, model_name or model.default_cfg.get('architecture', ''), model.num_classes,
                          device or torch.device('cpu'), smoothing, seed, rank, autocast)
+        if config.class_target == 'crop' and not getattr(labeler, 'crop_labels', False):
+            raise ValueError(f'--label-source {config.label_source} gives no crop-level class target; use '
+                             f'--class-target label with it.')
     return STLTask(model=model, criterion=criterion, labeler=labeler, follow_mixing=config.follow_mixing, **common)

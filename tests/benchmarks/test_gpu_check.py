@@ -37,7 +37,7 @@ def test_smoke_runs_every_step(tmp_path):
     else:
         assert steps['train_launcher']['status'].startswith('skipped: no train.py')
     summary = (out / 'summary.md').read_text()
-    assert 'Against the targets of issue #12' in summary and '| reproduce_small stl' in summary
+    assert 'Against the project\'s GPU targets' in summary and '| reproduce_small stl' in summary
     assert sorted(p.name for p in out.iterdir()) == ['gpu_check.json', 'logs.txt', 'reproduce_small.png',
                                                       'summary.md']
 
@@ -90,7 +90,7 @@ def test_gpu_plan_commands_parse(tmp_path):
     """ The commands of the real (non-smoke) run are accepted by the scripts' own parsers, here on the CPU. """
     import reproduce_small
     import throughput
-    from fan_stl.stl.launcher import build_parser as launcher_parser
+    from fan_stl.training.train_launcher import build_parser as launcher_parser
     data = gpu_check._subset(_fake_imagefolder(tmp_path / 'src'), tmp_path / 'data', 2, 2, 1)
     args = gpu_check.build_parser().parse_args(
         ['--out', str(tmp_path / 'out'), '--timm-train', 'train.py', '--official-dir', str(tmp_path)])

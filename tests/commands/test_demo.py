@@ -18,9 +18,9 @@ def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys, m
     from fan_stl.demo import experiment
     threads, train = [], experiment.train
 
-    def train_counting_threads(cfg):
+    def train_counting_threads(cfg, **kwargs):
         threads.append(torch.get_num_threads())
-        return train(cfg)
+        return train(cfg, **kwargs)
 
     monkeypatch.setattr(experiment, 'train', train_counting_threads)
     torch.set_num_threads(2)
@@ -93,7 +93,7 @@ def test_malformed_values_are_argparse_errors(args, capsys):
 
 
 def test_rerun_resumes_the_same_run_and_refuses_another_in_one_line(tmp_path, capsys):
-    """ #13: a rerun into the same --out resumes; other settings are refused (naming --out and --overwrite) unless
+    """ a rerun into the same --out resumes; other settings are refused (naming --out and --overwrite) unless
     --overwrite discards the earlier run. """
     pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
     out = tmp_path / 'demo'
@@ -106,7 +106,7 @@ def test_rerun_resumes_the_same_run_and_refuses_another_in_one_line(tmp_path, ca
     assert weights.stat().st_mtime_ns == stamp and capsys.readouterr().out.split('|', 1)[1] == first.split('|', 1)[1]
     assert main([*argv, '--lr', '1e-3']) == 2
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'holds a run with other settings: train.lr differs' in err  # #18: field first
+    assert err.count('\n') == 1 and 'holds a run with other settings: train.lr differs' in err  # field first
     assert 'train.lr: 0.0002 there, 0.001 now' in err
     assert '--out' in err and '--overwrite' in err and weights.stat().st_mtime_ns == stamp
     assert main([*argv, '--lr', '1e-3', '--overwrite']) == 0

@@ -1,4 +1,4 @@
-"""`eval --checkpoint` of a FAN model loads through `fan_stl.hub.load_weights_file`: its messages (wrong
+"""`eval --checkpoint` of a FAN model loads through `fan_stl.weights.checkpoint.load_checkpoint`: its messages (wrong
 architecture with the fitting one named, truncated or missing file), each one `error:` line that names CLI flags."""
 import timm
 import torch

@@ -52,3 +52,34 @@ def test_img_size_must_be_a_positive_multiple_of_16(size, capsys):
         main(['list', '--img-size', size])
     assert exit_info.value.code == 2
     assert 'argument --img-size' in capsys.readouterr().err
+
+
+def test_list_says_where_each_tag_can_be_had_without_any_request(tmp_path, monkeypatch, capsys):
+    """ `list` showed tags without saying which are reachable now; it makes no network request. """
+    import socket
+
+    from huggingface_hub import constants as hf_constants
+
+    from tests.weights.helpers import add_to_hf_cache
+
+    cache = tmp_path / 'hf'
+    monkeypatch.setattr(hf_constants, 'HF_HUB_CACHE', str(cache))
+    monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.delenv('FAN_STL_OFFLINE', raising=False)
+    monkeypatch.setattr(__import__('torch').hub, '_hub_dir', str(tmp_path / 'torch'))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('list must not use the network')
+
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+    monkeypatch.setattr(socket, 'getaddrinfo', refuse)
+    folder = tmp_path / 'copy'
+    folder.mkdir()
+    (folder / 'model.safetensors').write_bytes(b'x')
+    add_to_hf_cache(cache, 'fan-stl/fan_t_hybrid_stl.in1k', folder)
+    assert main(['list', 'fan_t*']) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:] if line.startswith('fan_')}
+    assert 'in1k* (cached Hub copy)' in rows['fan_t_hybrid_stl']
+    assert "in1k* (needs network: Hub, else authors' Drive)" in rows['fan_t_hybrid_tl']
+    monkeypatch.setenv('FAN_STL_OFFLINE', '1')
+    assert model_summary('fan_t_hybrid_tl')['availability'] == ['not cached, offline']

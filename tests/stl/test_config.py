@@ -5,7 +5,7 @@ from dataclasses import fields
 import pytest
 
 from fan_stl.stl.config import STLConfig
-from fan_stl.stl.launcher import build_parser
+from fan_stl.training.train_launcher import build_parser
 
 
 def test_launcher_flags_and_config_fields_agree():

@@ -1,10 +1,13 @@
 """MaskMix, timm Mixup/CutMix and the MixPro schedule as MixRecord producers (the MIX_METHODS entries)."""
+import math
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fan_stl.stl.maskmix import check_maskmix_grid, mixpro_grid_cell
+from fan_stl.stl.maskmix import MaskMix as MaskMixMethod, MixPro, check_maskmix_grid, mixpro_grid_cell
+from fan_stl.stl.mixup_cutmix import MixupCutMix
 from fan_stl.stl.mix_record import MixRecord
 from fan_stl.stl.mixing import STLCollateMixup, STLMixup
 
@@ -13,12 +16,11 @@ K = 5
 
 def MaskMix(cell_tokens=4, mode='batch', pairing='perm', prob=1., **kwargs):
     """ The maskmix method in timm's Mixup slot of a plain (unpaired) batch. """
-    return STLMixup(method='maskmix', maskmix_cell=cell_tokens, maskmix_mode=mode, pairing=pairing, prob=prob,
-                    paired=False, **kwargs)
+    return STLMixup(method=MaskMixMethod(cell_tokens, mode=mode, pairing=pairing), prob=prob, paired=False, **kwargs)
 
 
 def TimmMixing(**kwargs):
-    return STLMixup(method='mixup_cutmix', paired=False, **kwargs)
+    return STLMixup(method=MixupCutMix(), paired=False, **kwargs)
 
 
 def _indexed_images(batch: int, height: int, width: int) -> torch.Tensor:
@@ -109,6 +111,11 @@ def test_mixup_off_and_bad_mode_are_handled():
         TimmMixing(mixup_alpha=1., mode='half', num_classes=K)
     with pytest.raises(ValueError, match='maskmix-mode'):
         MaskMix(mode='pixel', num_classes=K)
+    for bad in (dict(cell=0), dict(alpha=0.), dict(pairing='random')):
+        with pytest.raises(ValueError, match='--maskmix-cell >= 1|--mix-pairing'):
+            MaskMixMethod(**bad)
+    with pytest.raises(ValueError, match='mixpro-p-maskmix'):
+        MixPro(p_maskmix=1.5)
     with pytest.raises(ValueError, match='multiples of the token stride'):
         MaskMix(num_classes=K)(torch.rand(2, 3, 40, 32), torch.arange(2))
 
@@ -117,7 +124,7 @@ def test_collate_variant_mixes_uint8_and_honours_mixup_enabled():
     np.random.seed(4)
     torch.manual_seed(4)
     samples = [(np.full((3, 32, 32), 10 * (b + 1), dtype=np.uint8), b) for b in range(4)]
-    collate = STLCollateMixup(method='maskmix', maskmix_cell=1, pairing='flip', paired=False, num_classes=K)
+    collate = STLCollateMixup(method=MaskMixMethod(cell=1, pairing='flip'), paired=False, num_classes=K)
     images, packed = collate(samples)
     assert images.dtype == torch.uint8 and images.shape == (4, 3, 32, 32)
     record = MixRecord.unpack(packed, K)[1]
@@ -131,8 +138,7 @@ def test_collate_variant_mixes_uint8_and_honours_mixup_enabled():
 def test_mixpro_schedule_uses_both_branches():
     np.random.seed(5)
     torch.manual_seed(5)
-    schedule = STLMixup(method='mixpro', maskmix_cell=1, mixpro_p_maskmix=0.5, mixup_alpha=1., paired=False,
-                        num_classes=K)
+    schedule = STLMixup(method=MixPro(0.5, MaskMixMethod(cell=1)), mixup_alpha=1., paired=False, num_classes=K)
     x = torch.rand(4, 3, 32, 32)
     kinds = set()
     for _ in range(20):
@@ -152,6 +158,8 @@ def test_a_cell_that_covers_the_image_is_refused_instead_of_never_mixing(cell_to
 
 
 def test_mixpro_grid_cell_gives_a_four_by_four_grid():
-    assert [mixpro_grid_cell(size) for size in (32, 64, 128, 224, 256)] == [1, 1, 2, 3, 4]
+    assert [mixpro_grid_cell(size) for size in (32, 64, 96, 128, 224, 256)] == [1, 1, 2, 2, 4, 4]
+    grids = {size: math.ceil(size / (16 * mixpro_grid_cell(size))) for size in (32, 64, 96, 128, 224, 256, 384)}
+    assert grids == {32: 2, 64: 4, 96: 3, 128: 4, 224: 4, 256: 4, 384: 4}  # 4 x 4 wherever whole tokens allow it
     for size in (64, 128, 256):
         check_maskmix_grid(size, size, mixpro_grid_cell(size))  # never the refused one-cell grid

@@ -7,6 +7,8 @@ from timm.data import create_loader
 from timm.data.mixup import Mixup
 
 from fan_stl.stl.mix_record import MixRecord
+from fan_stl.stl.maskmix import MaskMix, MixPro
+from fan_stl.stl.mix_method import MixMethod
 from fan_stl.stl.mixing import STLCollateMixup, STLMixup
 from fan_stl.stl.teacher import TeacherTokenLabeler
 from fan_stl.stl.views import PairedViewDataset, PairedViewLoader, pair_views, split_views
@@ -15,7 +17,7 @@ from tests.stl_helpers import ColourDataset, PixelTeacher
 MIX = dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=4)
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
 METHODS = {'mixup': dict(mixup_alpha=0.8, cutmix_alpha=0.), 'cutmix': dict(mixup_alpha=0., cutmix_alpha=1.),
-           'maskmix': dict(method='maskmix', maskmix_cell=1, mixup_alpha=0., cutmix_alpha=1.)}
+           'maskmix': dict(method=MaskMix(cell=1), mixup_alpha=0., cutmix_alpha=1.)}
 
 
 @pytest.mark.parametrize('seed', range(4))
@@ -101,13 +103,13 @@ def test_disabled_and_unsupported_mixing():
     torch.testing.assert_close(soft[0], torch.tensor([0.025, 0.925, 0.025, 0.025]))
     with pytest.raises(ValueError, match="'half'"):
         STLMixup(mode='half', **MIX)
-    with pytest.raises(ValueError, match='Unknown mix method'):
+    with pytest.raises(ValueError, match='Unknown mix method .bogus.: pass a MixMethod'):
         STLMixup(method='bogus', **MIX)
     with pytest.raises(ValueError, match='PairedViewDataset'):
         STLCollateMixup(**MIX)([(image, 1), (image, 2)])
     with pytest.raises(ValueError, match='PairedViewDataset'):
         STLCollateMixup(paired=False, **MIX)([((image, image), 1), ((image, image), 2)])
     with pytest.raises(ValueError, match="pairing 'flip'"):
-        STLMixup(mode='pair', pairing='perm', **MIX)
+        STLMixup(mode='pair', method=MixMethod(pairing='perm'), **MIX)
     with pytest.raises(ValueError, match='--mixup-prob|--mixup and/or --cutmix'):
-        STLMixup(method='mixpro', mixup_alpha=0., cutmix_alpha=0., num_classes=4)
+        STLMixup(method=MixPro(), mixup_alpha=0., cutmix_alpha=0., num_classes=4)

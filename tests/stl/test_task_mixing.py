@@ -8,7 +8,7 @@ import torch
 from fan_stl.stl.attention_labels import pal_alpha, pal_lam, transmix_lam
 from fan_stl.stl.config import STLConfig
 from fan_stl.stl.mix_record import MixRecord
-from fan_stl.stl.mixing import STLMixup, mixer_options
+from fan_stl.stl.data import build_data
 from fan_stl.stl.mixtoken import record_args, unmix_tokens
 from fan_stl.stl.task import build_task
 from fan_stl.stl.views import pair_views
@@ -34,9 +34,9 @@ def _batch(config, seed=0):
     """ A batch mixed by the config's producer in timm's Mixup slot, and its packed target. """
     np.random.seed(seed)
     torch.manual_seed(seed)
-    mixer = STLMixup(mixup_alpha=0.8, cutmix_alpha=1., num_classes=K, label_smoothing=0.1, **mixer_options(config))
+    mixer = build_data(config).mixer(mixup_alpha=0.8, cutmix_alpha=1., num_classes=K, label_smoothing=0.1)
     images = torch.rand(4, 3, 64, 64)
-    x = pair_views(images, images.clone()) if config.stage == 'stl' else images
+    x = pair_views(images, images.clone()) if config.needs_teacher else images
     return mixer(x, torch.tensor([0, 1, 2, 0]))
 
 
