@@ -6,13 +6,14 @@ corrupted validation images, prints the comparison, and writes the weights (safe
 chart. Needs the robustness extra for the corruptions and the chart.
 """
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 from ..demo.arms import ARMS, check_arms
-from ..utils.extras import install_hint, missing_modules
+from ..utils.extras import EXTRAS, install_hint, missing_modules
 from ..utils.lock import OutputFolderLocked
 from ._args import image_size, positive_int
 
@@ -35,8 +36,20 @@ def check_args(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def check_extra_imports() -> Optional[str]:
+    """ Import the robustness extra's modules (found by `check_args`) before any work: a broken install, e.g. one of
+    their own dependencies missing, is named in one line; None if they import. """
+    for module in EXTRAS['robustness']:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            return (f'the demo corrupts images and draws a chart, but {module} does not import ({e}): '
+                    f'{install_hint("robustness")}')
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    problem = check_args(args)
+    problem = check_args(args) or check_extra_imports()
     if problem:
         print(f'python -m fan_stl demo: error: {problem}', file=sys.stderr)
         return 2
@@ -60,11 +73,14 @@ def run(args: argparse.Namespace) -> int:
         train=dict(DEMO_RECIPE, img_size=args.img_size, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr),
         eval_per_class=args.eval_per_class,
         workers=args.workers,
+        eval_workers=0,  # 60 small images per cell: reading them here costs less than starting loader processes
+        threads=args.threads,
+        side_by_side=not args.one_arm_at_a_time,
         progress=not args.quiet,
     )
     try:
         results = run_experiment(cfg)
-    except (OutputFolderError, OutputFolderLocked) as e:
+    except (OutputFolderError, OutputFolderLocked, ImportError) as e:  # ImportError: an optional module failing
         print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
         return 2
     print(f'\nSTL demo on {data} ({machine_description()}, {time.perf_counter() - start:.0f} s)\n')
@@ -76,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     print(f'\nweights (model.safetensors + timm config.json): {out / "weights"}/<arm>-seed{args.seed}/')
     print(f'chart: {out / "corruption_errors.png"}   per-model results: {out / "results"}/')
     if token_labels:
-        print(f'token labels over one validation image per class: {out / TOKEN_FIGURE}')
+        print(f'token labels over six validation images, a spread by object/background contrast: {out / TOKEN_FIGURE}')
     return 0
 
 
@@ -99,6 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='validation images per class that are corrupted and evaluated (default 10)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--workers', type=positive_int, default=2, help='processes for corrupting images (default 2)')
+    parser.add_argument('--threads', type=positive_int, default=1,
+                        help='torch threads for training and evaluation (default 1: the demo\'s small model runs '
+                             'fastest on one, and a busy machine then slows it in proportion, not many times over)')
+    parser.add_argument('--one-arm-at-a-time', action='store_true',
+                        help='train the arms one after another (default with --threads 1: the baseline and the token '
+                             'labeler train side by side in two processes, one thread each; the same numbers)')
     parser.add_argument('--overwrite', action='store_true',
                         help='discard the outputs of an earlier run with other settings in --out (default: resume a '
                              'run with the same settings, refuse another one)')

@@ -5,12 +5,14 @@ Only argparse and the stdlib load at import (so `--help` is quick); torch, timm 
 command runs.
 """
 import argparse
+import json
 import os
 import re
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.amp import AMP_NAMES
 from . import _evalsets
@@ -34,6 +36,46 @@ def create_model(name: str, pretrained: bool, checkpoint: Optional[str], num_cla
     if checkpoint:  # the checks and messages of `pretrained_cfg_overlay=dict(file=...)`, for any timm model
         load_checkpoint(model, checkpoint)
     return model
+
+
+def _size_of(value: Any) -> Optional[int]:
+    """ The square side of an `img_size` (int) or `input_size` ((C, H, W)) setting; None if unset or not square. """
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 3 and value[1] == value[2] and isinstance(value[1], int):
+        return value[1]
+    return None
+
+
+def checkpoint_input_size(checkpoint: str) -> Optional[Tuple[int, str]]:
+    """ `(side, where)`: the input size a checkpoint was trained at, as its training run recorded it: the `args` of a
+    timm train.py or fan_stl engine checkpoint (`input_size`, else `img_size`), or the `config.json` beside a
+    `.safetensors` file (a `write_weights_folder` folder). None when nothing is recorded or the file cannot be read
+    here (the weights loader names that problem). """
+    import torch
+
+    path = Path(checkpoint)
+    if path.suffix == '.safetensors':
+        config = path.with_name('config.json')
+        try:
+            size = _size_of(json.loads(config.read_text())['pretrained_cfg']['input_size'])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return (size, f'{config}') if size else None
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  (unreadable files are named by the weights loader that runs next)
+        return None
+    args = data.get('args') if isinstance(data, dict) else None
+    args = vars(args) if isinstance(args, argparse.Namespace) else args
+    if not isinstance(args, dict):
+        return None
+    for key in ('input_size', 'img_size'):
+        size = _size_of(args.get(key))
+        if size:
+            return size, f'the checkpoint\'s training args ({key})'
+    return None
 
 
 WEIGHT_SUFFIXES = ('.tar', '.pth', '.pt', '.bin', '.ckpt', '.safetensors')
@@ -126,9 +168,14 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
         label, path = labels[i], Path(args.out) / f'{labels[i]}.json'
         print(f'== {label}', file=sys.stderr)
         model = create_model(args.models[i], args.pretrained, checkpoints[i], args.num_classes)
+        trained_at = checkpoint_input_size(checkpoints[i]) if checkpoints[i] and args.img_size is None else None
+        if trained_at:
+            print(f'input size {trained_at[0]} px, as trained (from {trained_at[1]}); --img-size sets another',
+                  file=sys.stderr)
         evaluated = evaluate_robustness(
             model, label, path, clean=args.data, imagenet_c=args.imagenet_c, imagenet_a=args.imagenet_a,
-            imagenet_r=args.imagenet_r, baseline=baseline, settings=settings, corruptions=corruptions,
+            imagenet_r=args.imagenet_r, baseline=baseline, corruptions=corruptions,
+            settings=replace(settings, img_size=trained_at[0]) if trained_at else settings,
             on_the_fly=on_the_fly, overwrite=args.overwrite, extra=extra,
             source={'model': args.models[i], 'pretrained': args.pretrained, 'num_classes': args.num_classes,
                     'checkpoint': str(Path(checkpoints[i]).resolve()) if checkpoints[i] else None})
@@ -208,7 +255,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='discard stored results in --out that belong to another model or other data')
     parser.add_argument('--strict', action='store_true', help='stop at the first unreadable image (default: count '
                                                               'and report unreadable images, score the rest)')
-    parser.add_argument('--img-size', type=int, help='square input size (default: the model\'s own)')
+    parser.add_argument('--img-size', type=int, help='square input size (default: the size a --checkpoint records it '
+                                                     'was trained at, else the model\'s own)')
     parser.add_argument('--batch-size', type=int, default=64, help='default 64')
     parser.add_argument('--workers', type=int, default=2, help='data-loading processes (default 2)')
     parser.add_argument('--device', help='default: cuda when available, else cpu')

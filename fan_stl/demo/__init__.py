@@ -5,6 +5,7 @@
     recipe      `DEMO_RECIPE`: the training recipe sized to two CPU cores
     experiment  train every arm, evaluate it clean and corrupted, compare it with the baseline; resumable
     token_maps  where the token heads put the class, measured against the generated masks
+    card        the model card of a trained arm's weights folder (loads with `local-dir:`, cites the methods)
 
 It may import every room of the package but the command line (`fan_stl.commands`, `fan_stl.cli`), which imports it.
 """

@@ -8,17 +8,20 @@ evaluated cells are reused when the same output folder is run again with the sam
 `RUN_RECORD`); other settings are refused (`OutputFolderError`) unless `overwrite` discards the earlier run's
 outputs. Other arms and seeds may be added to a folder: each (arm, seed) has its own weights and results.
 With `progress`, one display covers the whole run: arm k of n, epoch, the validation top-1 of each finished epoch
-and the overall ETA.
+and the overall ETA. With `threads=1` and `side_by_side`, the second arm without a teacher (`tl`) trains in a forked
+process while this one trains the first (`baseline`): two cores, two arms, the same weights as one at a time.
 """
 import json
+import multiprocessing
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 
 import timm
@@ -44,6 +47,7 @@ from ..utils.atomic import write_json_atomic
 from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
+from .card import demo_card, write_demo_card
 from .synthetic import VAL_PER_CLASS, class_folder_names, make_shapes_dataset, val_samples_with_masks
 from .token_maps import has_token_head, localisation, plot_token_maps, token_logits
 
@@ -52,7 +56,8 @@ TOKEN_FIGURE = 'token_labels.png'  # generated data only: where the token heads 
 # what a run writes into its output folder (besides RUN_RECORD), removed by `overwrite`
 RUN_OUTPUTS = ('weights', 'results', 'val-c', 'summary.json', 'corruption_errors.png', TOKEN_FIGURE)
 # settings that do not change any number of a run
-_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'progress', 'overwrite', 'out_dir')
+_NOT_IDENTITY = ('arms', 'seeds', 'workers', 'eval_workers', 'threads', 'side_by_side', 'progress', 'overwrite',
+                 'out_dir')
 
 
 class OutputFolderError(ValueError):
@@ -71,7 +76,10 @@ class ExperimentConfig:
     severities: Sequence[int] = SEVERITIES
     eval_per_class: Optional[int] = None  # evaluate on the first n validation images of each class
     eval_batch_size: int = 64
-    workers: int = 2
+    workers: int = 2  # processes corrupting the evaluation images
+    eval_workers: int = 2  # loader processes per evaluated cell (0: in the run's process, cheapest for small sets)
+    threads: Optional[int] = None  # torch's intra-op threads during the run (None: leave torch's setting)
+    side_by_side: bool = False  # with threads=1: two arms without a teacher train at once (`_start_beside`)
     progress: bool = True
     generate: Optional[Dict[str, Any]] = None  # generate data_dir first: `synthetic.make_shapes_dataset` args
     overwrite: bool = False  # discard the outputs of a run with other settings in out_dir instead of refusing
@@ -192,15 +200,43 @@ class RunProgress:
         self.bar.close()
 
 
+def _weights_folder(cfg: ExperimentConfig, arm: str, seed: int) -> Path:
+    return Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
+
+
+def _train_beside(cfg: ExperimentConfig, arm: str, seed: int) -> None:
+    """ The body of the second process (`_start_beside`): train `arm` on one thread into its weights folder. """
+    torch.set_num_threads(1)
+    _train_arm(cfg, arm, seed, None, RunProgress(replace(cfg, progress=False)))
+
+
+def _start_beside(cfg: ExperimentConfig, seed: int) -> Dict[str, multiprocessing.process.BaseProcess]:
+    """ With `cfg.side_by_side` and one torch thread: start a process that trains the second untrained arm without a
+    teacher (`tl` while this process trains `baseline`), so that two cores train two arms, one thread each; the
+    student waits for its teacher as before. Forked (no re-import; one thread, so no OpenMP pool to inherit);
+    `{arm: process}`, empty when nothing is started. """
+    if not cfg.side_by_side or torch.get_num_threads() != 1 or 'fork' not in multiprocessing.get_all_start_methods():
+        return {}  # (no fork on Windows: one arm at a time there)
+    todo = [arm for arm in training_order(cfg.arms, cfg.arm_table) if teacher_of(arm, cfg.arm_table) is None
+            and not (_weights_folder(cfg, arm, seed) / 'history.json').exists()]
+    if len(todo) < 2:
+        return {}
+    process = multiprocessing.get_context('fork').Process(target=_train_beside, args=(cfg, todo[1], seed), daemon=True)
+    process.start()
+    return {todo[1]: process}
+
+
 def _train_arm(
         cfg: ExperimentConfig,
         arm: str,
         seed: int,
         teacher: Optional[nn.Module],
         progress: RunProgress,
+        trained_beside: bool = False,
 ) -> Tuple[nn.Module, List[Dict[str, float]], float]:
-    """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished. """
-    folder = Path(cfg.out_dir) / 'weights' / f'{arm}-seed{seed}'
+    """ `(model, history, seconds)` of one arm, reloaded from its safetensors when that training already finished
+    (`trained_beside`: it finished in this run's second process, not in an earlier run). """
+    folder = _weights_folder(cfg, arm, seed)
     record = folder / 'history.json'
     # `progress` off: the run's own display covers every training
     overrides = {**cfg.train, **train_options(arm, cfg.arm_table), 'seed': seed, 'progress': False}
@@ -209,7 +245,7 @@ def _train_arm(
         saved = json.loads(record.read_text())
         model = timm.create_model(train_cfg.model, num_classes=saved['num_classes'], **train_cfg.model_kwargs)
         model.load_state_dict(load_file(str(folder / 'model.safetensors')))
-        progress.training_done(saved['history'], saved['seconds'], reused=True)
+        progress.training_done(saved['history'], saved['seconds'], reused=not trained_beside)
         return model.eval(), saved['history'], saved['seconds']
     start = time.perf_counter()
     result = train(train_cfg, on_epoch=lambda record: progress.epoch_done(record['val_top1']))
@@ -223,6 +259,9 @@ def _train_arm(
         model, folder, input_size=train_cfg.img_size, model_args=dict(train_cfg.model_kwargs),
         label_names=classes if len(classes) == model.num_classes else None,
         source=f'trained by the fan_stl demo ({arm}, seed {seed})', overwrite=True)
+    example = next((p for p in sorted((Path(cfg.data_dir) / 'val' / classes[0]).iterdir()) if is_image(p)), None)
+    write_demo_card(folder, demo_card(model, folder, arm, seed, train_cfg, teacher_of(arm, cfg.arm_table),
+                                      result.history, classes, example))
     write_json_atomic(record, {'num_classes': model.num_classes, 'history': result.history, 'seconds': seconds})
     return model, result.history, seconds
 
@@ -239,6 +278,8 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
         make_shapes_dataset(Path(cfg.data_dir), **cfg.generate)
     _check(cfg)
     progress = RunProgress(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
     try:
         progress.phase('corrupting the evaluation images')
         val = _eval_images(Path(cfg.data_dir) / 'val', out, cfg.eval_per_class)
@@ -247,6 +288,7 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
         results = [r for seed in cfg.seeds for r in _run_seed(cfg, seed, val, val_c, progress)]
     finally:
         progress.close()
+        torch.set_num_threads(threads)
     write_json_atomic(out / 'summary.json', [asdict(r) for r in results])
     plot_corruption_errors(
         {r.arm: {'imagenet_c': {'summary': {'corruption_errors': _mean_errors(results, r.arm)}}} for r in results},
@@ -257,14 +299,24 @@ def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
 def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress: RunProgress) -> List[ArmResult]:
     """ Train and evaluate every arm of one seed; mCE relative to that seed's baseline. """
     out = Path(cfg.out_dir)
-    settings = EvalSettings(batch_size=cfg.eval_batch_size, img_size=cfg.train.get('img_size'), progress=False)
+    settings = EvalSettings(batch_size=cfg.eval_batch_size, workers=cfg.eval_workers,
+                            img_size=cfg.train.get('img_size'), progress=False)
     trained: Dict[str, nn.Module] = {}
     runs: Dict[str, Tuple[Dict[str, Any], List[Dict[str, float]], float]] = {}
+    beside = _start_beside(cfg, seed)
     for arm in training_order(cfg.arms, cfg.arm_table):  # teachers (tl) train before their students
         teacher_arm = teacher_of(arm, cfg.arm_table)
         teacher = None if teacher_arm is None else trained[teacher_arm]
+        process = beside.pop(arm, None)
+        if process is not None:
+            progress.phase(f'waiting for {arm} (training in a second process)')
+            process.join()
+            if process.exitcode:  # its traceback is on stderr; train it here instead
+                print(f'training {arm} in a second process failed (exit code {process.exitcode}); training it here',
+                      file=sys.stderr)
         progress.start_training(seed, arm)
-        model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress)
+        model, history, seconds = _train_arm(cfg, arm, seed, teacher, progress,
+                                             trained_beside=process is not None and not process.exitcode)
         trained[arm] = model
         progress.phase(f'evaluating {arm} clean and corrupted')
         evaluated = evaluate_robustness(
@@ -283,7 +335,7 @@ def _run_seed(cfg: ExperimentConfig, seed: int, val: Path, val_c: Path, progress
 def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module],
                   progress: RunProgress) -> Dict[str, Dict[str, float]]:
     """ On the generated set: each token-head arm's object / background token shares (`fan_stl.demo.token_maps`) over
-    the whole validation split, and, for the first seed, the figure of one validation image per class. """
+    the whole validation split, and, for the first seed, the figure of a representative spread of its images. """
     heads = {arm: model for arm, model in trained.items() if has_token_head(model)}
     if not heads:
         return {}
@@ -293,9 +345,7 @@ def _token_labels(cfg: ExperimentConfig, seed: int, trained: Dict[str, nn.Module
     samples = val_samples_with_masks(per_class, **spec)
     logits = {arm: token_logits(model, samples) for arm, model in heads.items()}
     if seed == cfg.seeds[0]:
-        first = slice(0, len(samples), per_class)  # the first validation image of each class
-        plot_token_maps({arm: lg[first] for arm, lg in logits.items()}, samples[first], class_folder_names(),
-                        Path(cfg.out_dir) / TOKEN_FIGURE)
+        plot_token_maps(logits, samples, class_folder_names(), Path(cfg.out_dir) / TOKEN_FIGURE)
     return {arm: localisation(lg, samples) for arm, lg in logits.items()}
 
 

@@ -96,10 +96,15 @@ def corruption_label(corruption: str, severities: Sequence[int]) -> str:
     return label if list(severities) == ALL_FIVE else f'{label} [sev {",".join(map(str, severities))}]'
 
 
-def _normalisation_note(rows: Sequence[Mapping[str, Any]]) -> str:
+def _normalisation_note(rows: Sequence[Mapping[str, Any]], corrupted: bool, notes: bool) -> str:
+    """ What the mCE columns are normalised by, or why there is none (`corrupted`: any corruption was evaluated;
+    `notes`: notes follow the tables). """
     names = [k[len('mce_vs_'):] for k in _columns(rows) if k.startswith('mce_vs_')]
+    if not corrupted:
+        return 'no mCE: no corrupted images were evaluated (add --imagenet-c DIR or --corrupt-on-the-fly).'
     if not names:
-        return 'no mCE column: no normaliser applies (see the notes below).'
+        return 'no mCE column: no normaliser applies' + (' (see the notes below).' if notes else
+                                                          ' (pass --baseline MODEL or --alexnet-normalise).')
     parts = [('AlexNet\'s published ImageNet-C errors (comparable with papers only on ImageNet-C itself)'
               if n == 'AlexNet' else f'the corruption errors of {n}, evaluated on the same images (= 100)')
              for n in names]
@@ -126,11 +131,14 @@ def format_tables(results_list: Sequence[Mapping[str, Any]]) -> str:
     summaries = [_summary(r) for r in results_list]
     errors = [s.get('corruption_errors', {}) for s in summaries]
     corruptions = [c for c in ALL_CORRUPTIONS if any(c in e for e in errors)]
-    lines += ['', 'accuracies and errors in %; images: clean images scored. ' + _normalisation_note(rows),
-              'C-acc (15): mean top-1 accuracy over the 15 standard corruptions x 5 severities (higher is better; '
-              'the FAN/STL READMEs\' "IN-C" is a mean accuracy of unstated scope, so not necessarily this number); '
-              'extra: the 4 held-out corruptions, never in mCE.']
+    notes = [f'{r["model"]}: {n}' for r, s in zip(results_list, summaries) for n in s.get('notes', [])]
+    notes += [f'{r["model"]}: {n}' for r in results_list for n in _unreadable_notes(r)]
+    lines += ['', 'accuracies and errors in %; images: clean images scored. ' +
+              _normalisation_note(rows, bool(corruptions), bool(notes))]
     if corruptions:
+        lines += ['C-acc (15): mean top-1 accuracy over the 15 standard corruptions x 5 severities (higher is better; '
+                  'the FAN/STL READMEs\' "IN-C" is a mean accuracy of unstated scope, so not necessarily this '
+                  'number); extra: the 4 held-out corruptions, never in mCE.']
         severities = _shared_severities(summaries, corruptions)
         lines += ['', 'top-1 error per corruption, mean over the severities (* = extra corruption):']
         table = []
@@ -143,8 +151,6 @@ def format_tables(results_list: Sequence[Mapping[str, Any]]) -> str:
                               else f'{value:.2f} [sev {",".join(map(str, own))}]')
             table.append([corruption_label(c, severities[c])] + values)
         lines += _format_rows(['corruption'] + [r['model'] for r in rows], table)
-    notes = [f'{r["model"]}: {n}' for r, s in zip(results_list, summaries) for n in s.get('notes', [])]
-    notes += [f'{r["model"]}: {n}' for r in results_list for n in _unreadable_notes(r)]
     return '\n'.join(lines + ([''] + notes if notes else []))
 
 
@@ -211,8 +217,9 @@ def plot_corruption_errors(
     ax.set_ylabel('top-1 error (%), mean over severities')
     ax.set_title(title or 'Corruption error per corruption (* = extra, not in mCE)')
     top = max((e for model_errors in errors.values() for e in model_errors.values()), default=100.0)
-    ax.set_ylim(0, 1.25 * top)  # headroom for the legend above the bars
-    ax.legend(loc='upper center', ncol=min(len(errors), 3), fontsize='small')
+    ax.set_ylim(0, 1.05 * top)
+    # beside the axes, one model per line: inside them, long labels ran over the bars and the y-axis label
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize='small')
     ax.grid(axis='y', alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -224,7 +231,7 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
 
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format='png')
+            fig.savefig(tmp, dpi=dpi, format='png', bbox_inches='tight')  # all of it: legends beside the axes too
     finally:
         plt.close(fig)
     return Path(path)

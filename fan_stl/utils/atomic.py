@@ -37,6 +37,15 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def give_usual_mode(path: Union[str, Path]) -> Path:
+    """ Give the file `path` the permissions `open(path, 'w')` would (0o666 less the umask), for files another
+    library created owner-only (safetensors' `save_file` writes 0o600); returns `path`. """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return Path(path)
+
+
 def write_bytes_atomic(path: Union[str, Path], data: bytes) -> Path:
     """ Write `data` to `path` atomically; returns `path`. """
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:

@@ -25,6 +25,7 @@ from timm.models import get_pretrained_cfg, is_model, save_for_hf
 from timm.models._hub import generate_readme
 
 from fan_stl.models.fan import checkpoint_filter_fn
+from fan_stl.utils.atomic import give_usual_mode
 
 from .checkpoint import filter_and_check
 from .drive import authors_cache_dir
@@ -255,7 +256,7 @@ def write_weights_folder(
                                                              if original_sha256 else '')))
         (staging / CARD_FILE).write_text(generate_readme(card, repo_id.split('/')[-1]), encoding='utf-8')
         for name in WRITTEN_FILES:
-            os.replace(staging / name, out_dir / name)
+            os.replace(give_usual_mode(staging / name), out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {name: (os.path.getsize(out_dir / name), sha256_of(out_dir / name)) for name in WRITTEN_FILES}

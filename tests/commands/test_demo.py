@@ -1,8 +1,10 @@
 """`python -m fan_stl demo` at toy size: one progress display, the comparison table, the written files, and
 one-line errors for bad arguments before any work."""
 import re
+import sys
 
 import pytest
+import torch
 
 from fan_stl.cli import main
 from fan_stl.commands import demo
@@ -11,10 +13,25 @@ TOY = ['--epochs', '1', '--img-size', '32', '--train-per-class', '2', '--eval-pe
        '--workers', '1']
 
 
-def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys):
+def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys, monkeypatch):
     pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
+    from fan_stl.demo import experiment
+    threads, train = [], experiment.train
+
+    def train_counting_threads(cfg, **kwargs):
+        threads.append(torch.get_num_threads())
+        return train(cfg, **kwargs)
+
+    monkeypatch.setattr(experiment, 'train', train_counting_threads)
+    torch.set_num_threads(2)
     out = tmp_path / 'demo'
-    assert main(['demo', '--out', str(out), *TOY]) == 0
+    try:
+        assert main(['demo', '--out', str(out), *TOY]) == 0
+        # #18: one torch thread per training by default (two threads on two busy cores ran ~10x slower), and the
+        # caller's setting is back afterwards; tl trains in a second process beside the baseline (not counted here)
+        assert threads == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
     captured = capsys.readouterr()
     assert 'mCE vs baseline' in captured.out and all(arm in captured.out for arm in ('baseline', 'tl', 'stl'))
     progress = captured.err.replace('\r', '\n')  # the bar redraws in place; each state on its own line here
@@ -52,6 +69,20 @@ def test_missing_robustness_extra_is_named_with_the_install_that_works(tmp_path,
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'needs imagecorruptions' in err and 'pip install -e ".[robustness]"' in err
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_broken_robustness_extra_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    """ #18: an extra that is found but does not import (a dependency of its own missing) gave a traceback. """
+    broken = tmp_path / 'site' / 'imagecorruptions'
+    broken.mkdir(parents=True)
+    (broken / '__init__.py').write_text('import fan_stl_test_a_dependency_that_is_not_installed\n')
+    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    monkeypatch.delitem(sys.modules, 'imagecorruptions', raising=False)
+    assert main(['demo', '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('python -m fan_stl demo: error: ')
+    assert "imagecorruptions does not import (No module named 'fan_stl_test_a_dependency" in err
+    assert 'pip install -e ".[robustness]"' in err and not (tmp_path / 'out').exists()
 
 
 @pytest.mark.parametrize('args', [['--img-size', '40'], ['--epochs', '0'], ['--arms', 'plain']])
