@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..utils.atomic import atomic_path, write_text_atomic
+from ..utils.atomic import atomic_path, give_usual_mode, write_text_atomic
 
 __all__ = [
     'PretrainedWeightsError', 'WeightsMismatchError', 'UnsafeCheckpointError', 'SAFE_CHECKPOINT_GLOBALS',
@@ -197,6 +197,7 @@ def save_safetensors_atomic(
     tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}  # no shared storage (q/k/v views)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        give_usual_mode(tmp)  # safetensors writes owner-only; a weights file is as readable as the others
     return Path(path)
 
 
