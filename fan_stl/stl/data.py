@@ -6,12 +6,14 @@
 `STLData` makes every data-side decision a stage needs, so the engine, the train.py launcher and an own loop agree:
 
 * `dataset(train_set)`: stage stl wraps the training set in `PairedViewDataset` (a clean teacher view beside the
-  student view); other stages keep it as it is;
+  student view, read from `--student-data-dir` when set); with `--aug-splits k` every stage wraps it in
+  `SplitViewDataset` instead (k views, split 0 clean: the teacher's in stage stl); otherwise it stays as it is;
 * `re_split`: with the prefetcher, random erasing must spare the teacher split (timm's `re_split=True`);
 * `mixer(prefetcher=..., **timm_mixup_args)`: the config's mixing method (built by its `MIX_METHODS` entry) in
   `STLCollateMixup` (prefetcher: the loader's `collate_fn`) or `STLMixup` (applied to each batch), paired in stage stl;
 * `loader(loader, batch_size=..., ...)`: an epoch that would run zero steps is an error; stage stl with the
-  prefetcher re-pairs the split-major batches (`PairedViewLoader`);
+  prefetcher re-pairs the split-major batches (`PairedViewLoader`); augmentation splits without the prefetcher are
+  concatenated split-major (`SplitViewLoader`);
 * `check_input(input_size)`: the method refuses images it cannot mix (a MaskMix cell covering the whole image);
 * `check_num_classes(num_classes, classes)`: a class count that differs from the data's class folders is an error;
 * `needs_mixup_slot`: the method is drawn in timm's Mixup slot, which train.py only creates with --mixup / --cutmix.
@@ -24,6 +26,8 @@ from ..models.fan import TOKEN_STRIDE
 from .config import STLConfig
 from .mix_method import MixMethod
 from .mixing import STLCollateMixup, STLMixup, build_mix_method
+from .multiview import SplitViewDataset, SplitViewLoader
+from .student_source import StudentSource
 from .views import PairedViewDataset, PairedViewLoader
 
 __all__ = ['STLData', 'build_data', 'check_steps_per_epoch']
@@ -46,12 +50,13 @@ class STLData:
         self.config = config
         self.method = method
         self.token_stride = token_stride
-        self.paired = config.needs_teacher
+        self.num_splits = config.aug_splits
+        self.paired = config.needs_teacher and not self.num_splits  # with splits, the clean split is the teacher's
 
     @property
     def re_split(self) -> bool:
-        """ The prefetcher's random erasing must spare the first (teacher) split. """
-        return self.paired
+        """ The prefetcher's random erasing must spare the first split (the teacher's, or the clean view). """
+        return self.paired or bool(self.num_splits)
 
     @property
     def needs_mixup_slot(self) -> bool:
@@ -70,19 +75,36 @@ class STLData:
                 f'default).')
 
     def dataset(self, dataset: Dataset) -> Dataset:
-        """ The training set of the stage: paired views in stage stl. """
-        return PairedViewDataset(dataset) if self.paired else dataset
+        """ The training set of the stage: split views with --aug-splits, else paired views in stage stl. """
+        if self.num_splits:
+            return SplitViewDataset(dataset, self.num_splits, student_only=self.config.needs_teacher)
+        if self.paired:
+            source = self.config.student_data_dir
+            return PairedViewDataset(dataset, StudentSource(dataset, source) if source else None)
+        return dataset
 
-    def mixer(self, prefetcher: bool = False, **mixup_args: Any) -> Union[STLMixup, STLCollateMixup]:
+    def mixer(self, prefetcher: bool = False, **mixup_args: Any) -> Optional[Union[STLMixup, STLCollateMixup]]:
         """ The stage's mixer with timm's Mixup arguments (`mixup_alpha`, `cutmix_alpha`, `label_smoothing`,
         `num_classes`, ...): the prefetcher's `collate_fn` (`prefetcher=True`) or a per-batch `mixer(input, target)`.
-        Every stage mixes through it (with no Mixup / CutMix alpha and `mixup_cutmix` it only smooths targets). """
+        Every stage mixes through it (with no Mixup / CutMix alpha and `mixup_cutmix` it only smooths targets); with
+        --aug-splits there is none (None; Mixup / CutMix refused). """
+        mixing = mixup_args.get('mixup_alpha', 0.) > 0. or mixup_args.get('cutmix_alpha', 0.) > 0. or mixup_args.get(
+            'cutmix_minmax') is not None
+        if self.num_splits and mixing:
+            raise ValueError(
+                f'--aug-splits {self.num_splits} with Mixup / CutMix: a mixed batch would mix the views of different '
+                f'images and the consistency loss compares views of one image (timm refuses this too). Set --mixup 0 '
+                f'--cutmix 0 (engine: mixup=0, cutmix=0) or drop --aug-splits.')
+        if self.num_splits:
+            return None  # timm's collate lays the views out; the task smooths the class-index targets
         kind = STLCollateMixup if prefetcher else STLMixup
         return kind(method=self.method, token_stride=self.token_stride, paired=self.paired, **mixup_args)
 
     def loader(self, loader, batch_size: int, world_size: int = 1, prefetcher: bool = False):
         """ The training loader after the zero-step check, re-paired in stage stl with the prefetcher. """
         check_steps_per_epoch(len(loader), len(loader.dataset), batch_size, world_size)
+        if self.num_splits and not prefetcher:
+            return SplitViewLoader(loader)
         return PairedViewLoader(loader) if self.paired and prefetcher else loader
 
 

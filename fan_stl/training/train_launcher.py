@@ -16,7 +16,10 @@ The launcher loads that file unmodified as a module, replaces a few names in its
   only with `--mixup` or `--cutmix` > 0, so the methods drawn in that slot need one of them);
 * `create_loader`: the data side's checks (zero steps per epoch, the mixing method's input size) and, in stage stl,
   the re-paired prefetching train loader;
-* `create_dataset`: the stage's training set (stage stl: `PairedViewDataset`);
+* `create_dataset`: the stage's training set (stage stl: `PairedViewDataset`; with `--aug-splits`, every stage:
+  `SplitViewDataset`, so `AugMixDataset` becomes a check that it is that set);
+* `--aug-splits` / `--jsd-loss` may be given on either side of `--` (train.py's flags are read into the config; the
+  same option set to different values on both sides is an error); the task adds the JS term itself;
 * `train_one_epoch`: before the first step, the task train.py hands to its loop must be the one `build_task` made;
   after the first epoch, that task must have run. Otherwise the launcher stops with an error naming the train.py it
   could not patch (never a silent run with timm's plain loss).
@@ -27,6 +30,7 @@ Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged trai
 import argparse
 import functools
 import sys
+from dataclasses import replace
 from types import ModuleType
 from typing import List, Optional
 
@@ -38,6 +42,7 @@ import timm
 from ..stl.config import STLConfig
 from ..stl.data import STLData, build_data
 from ..stl.eval_rule import apply_eval_rule
+from ..stl.multiview import SplitViewDataset
 from ..stl.task import STLTask, build_task
 from ..stl.teacher import LABEL_SOURCES
 from .data_checks import check_image_folders, check_run_lengths
@@ -46,9 +51,9 @@ from .timm_scripts import load_timm_script, split_command_line
 __all__ = ['LauncherError', 'build_parser', 'load_timm_train', 'install', 'main']
 
 REQUIRED_NAMES = ('main', '_parse_args', 'train_one_epoch', 'create_dataset', 'create_loader', 'ClassificationTask',
-                  'Mixup', 'FastCollateMixup')
+                  'Mixup', 'FastCollateMixup', 'AugMixDataset')
+VIEW_OPTIONS = ('aug_splits', 'jsd_loss')  # timm's flags of the multi-view consistency, also STLConfig fields
 UNSUPPORTED_OPTIONS = {
-    'aug_splits': 'augmentation splits (--aug-splits)', 'jsd_loss': 'the JSD loss (--jsd-loss)',
     'bce_loss': 'the BCE loss (--bce-loss)', 'kd_model_name': 'knowledge distillation (--kd-model-name)',
     'naflex_loader': 'the NaFlex loader (--naflex-loader)', 'train_img_sizes': 'scheduled sizes (--train-img-sizes)',
 }
@@ -95,6 +100,18 @@ def _check_train_args(args: argparse.Namespace, config: STLConfig, data: STLData
         data.check_num_classes(args.num_classes, classes, args.data_dir)
 
 
+def _merge_view_options(args: argparse.Namespace, config: STLConfig) -> STLConfig:
+    """ The config with train.py's --aug-splits / --jsd-loss (timm's flags) read in. """
+    merged = {}
+    for name in VIEW_OPTIONS:
+        theirs, ours = getattr(args, name, None), getattr(config, name)
+        if theirs and ours and theirs != ours:
+            raise ValueError(f'--{name.replace("_", "-")} is {ours} before `--` and {theirs} after it; give it once.')
+        merged[name] = ours or theirs or type(ours)()
+        setattr(args, name, merged[name])  # train.py builds its views (AugMixDataset, loader splits) from these
+    return replace(config, **merged)
+
+
 def _guarded(check, *args):
     """ Run a data guard inside train.py (returning its result); its error reaches the command line as a message, not
     a traceback. """
@@ -113,6 +130,7 @@ class _Installation:
         self.args: Optional[argparse.Namespace] = None
         self.task: Optional[STLTask] = None
         self.epochs_run = 0
+        self.data: Optional[STLData] = None
 
     def not_patched(self, what: str) -> LauncherError:
         return LauncherError(
@@ -124,12 +142,16 @@ class _Installation:
 def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _Installation:
     """ Patch a loaded train.py module for `config.stage` (see the module docstring). """
     state = _Installation(path, config)
-    data = build_data(config)
+    data = state.data = build_data(config)
     original = {name: getattr(module, name) for name in REQUIRED_NAMES}
 
     @functools.wraps(original['_parse_args'])
     def parse_args():
+        nonlocal config, data
         args, _ = original['_parse_args']()
+        config = _guarded(_merge_view_options, args, config)
+        data = state.data = build_data(config)
+        state.config = config
         _guarded(_check_train_args, args, config, data)
         if data.re_split:
             args.resplit = True  # prefetcher random erasing spares the first (teacher) split
@@ -177,9 +199,16 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     module.create_loader = create_loader
     module.ClassificationTask = make_task
     module.train_one_epoch = train_one_epoch
-    module.Mixup = functools.partial(data.mixer, prefetcher=False)
-    module.FastCollateMixup = functools.partial(data.mixer, prefetcher=True)
+    module.Mixup = lambda **mixup_args: state.data.mixer(prefetcher=False, **mixup_args)
+    module.FastCollateMixup = lambda **mixup_args: state.data.mixer(prefetcher=True, **mixup_args)
+
+    def augmix_dataset(dataset, num_splits: int = 2):
+        if not isinstance(dataset, SplitViewDataset) or dataset.num_splits != num_splits:
+            raise state.not_patched('its augmentation-split dataset is not the one fan_stl made')
+        return dataset
+
     module.create_dataset = create_dataset
+    module.AugMixDataset = augmix_dataset
     return state
 
 
