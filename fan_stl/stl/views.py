@@ -6,6 +6,13 @@ RandAugment / AutoAugment ops (Rotate, ShearX/Y, TranslateX/Y[Rel]) with identic
 colour jitter, grayscale, blur and random erasing. Shared steps are applied twice under the same saved random state,
 so the student view is bit-identical to what timm's transform gives for the same seed.
 
+Which steps are shared and which are the student's is the per-image step registry `VIEW_STEPS` (type -> `'shared'`,
+`'student'`, or `'augment_ops'` for RandAugment / AutoAugment, whose ops are split by `GEOMETRIC_AUGMENT_OPS`);
+`register_view_step(MyTransform, 'shared' | 'student')` adds a type, and an unregistered step is refused with that
+call. `STUDENT_ADAPTERS` replace a step by its student-only stand-in: AugMix runs with its photometric ops only
+(`fan_stl.stl.augment.augmix`). `PairedViewDataset(dataset, student_source)` can give the student view its own
+source image (`--student-data-dir`, `fan_stl.stl.student_source`), with the crop and the flips still shared.
+
 `PairedViewDataset` wraps a dataset so that `create_loader` can assign its transform as usual. A paired batch is
 one 4-D tensor `(B, 2C, H, W)`: teacher channels, then student channels (`pair_views` / `split_views`), so that
 timm's train.py counts `B` images per step and `--channels-last` applies. Without the prefetcher (normalised float
@@ -30,8 +37,8 @@ from timm.data.transforms import (
 
 from .augment.augmix import GEOMETRIC_AUGMENT_OPS, photometric_augmix
 
-__all__ = ['GEOMETRIC_AUGMENT_OPS', 'VIEW_STEPS', 'register_view_step', 'view_step_kind', 'PairedViewTransform', 'PairedViewDataset', 'PairedViewLoader', 'pair_views',
-           'split_views']
+__all__ = ['GEOMETRIC_AUGMENT_OPS', 'VIEW_STEPS', 'register_view_step', 'view_step_kind', 'PairedViewTransform',
+           'PairedViewDataset', 'PairedViewLoader', 'pair_views', 'split_views']
 
 SHARED, STUDENT, AUGMENT_OPS = 'shared', 'student', 'augment_ops'
 # The per-image step registry: a step's type -> how the paired views take it. SHARED: geometric or format steps both
@@ -43,7 +50,7 @@ VIEW_STEPS: Dict[type, str] = {
         RandomResizedCropAndInterpolation, ResizeKeepRatio, CenterCropOrPad, RandomCropOrPad, T.RandomResizedCrop,
         T.RandomCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip, T.RandomVerticalFlip,
         MaybeToTensor, MaybePILToTensor, ToNumpy, ToTensor, T.ToTensor, T.PILToTensor, T.Normalize)},
-    **{kind: STUDENT for kind in (T.ColorJitter, T.RandomGrayscale, T.GaussianBlur, RandomErasing)},
+    **{kind: STUDENT for kind in (T.ColorJitter, T.RandomGrayscale, T.GaussianBlur, RandomErasing, AugMixAugment)},
     RandAugment: AUGMENT_OPS, AutoAugment: AUGMENT_OPS,
 }
 # a step type -> the student-only step that stands for it in the paired views (AugMix: its photometric ops only)
