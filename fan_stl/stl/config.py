@@ -98,8 +98,8 @@ class STLConfig:
     prime_primitives: Optional[str] = _option(
         None, 'prime: comma-separated of spectral,color,diffeo (default: all three; spectral,color in stage stl, '
               'whose token labels the diffeomorphism would misalign)')
-    soft_aug_power: float = _option(2., 'soft: k of the confidence curve 1 - (1 - p_min)(1 - visibility)^k')
-    soft_aug_min: float = _option(0., 'soft: p_min, the confidence of a fully hidden image / token')
+    soft_aug_power: float = _option(2., 'soft_aug: k of the confidence curve 1 - (1 - p_min)(1 - visibility)^k')
+    soft_aug_min: float = _option(0., 'soft_aug: p_min, the confidence of a fully hidden image / token')
     styleaug_weights: Optional[str] = _option(None, 'styleaug: converted weights file (default: the cached copy)')
     styleaug_alpha: float = _option(0.5, 'styleaug: interpolation towards the random style')
     aug_splits: int = _option(0, 'views per image for a consistency loss (timm\'s --aug-splits; also accepted '

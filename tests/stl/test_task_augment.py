@@ -56,11 +56,11 @@ def test_pixel_moving_method_is_refused_in_stage_stl(monkeypatch):
     with pytest.raises(ValueError, match='moves pixels'):
         STLConfig(stage='stl', teacher=torch.nn.Identity(), batch_augment='shift')
     STLConfig(stage='tl', batch_augment='shift')  # fine where no teacher token labels must line up
-    STLConfig(stage='stl', teacher=torch.nn.Identity(), batch_augment='soft')  # soft moves its token targets too
+    STLConfig(stage='stl', teacher=torch.nn.Identity(), batch_augment='soft_aug')  # soft moves its token targets too
 
 
 def test_soft_augmentation_softens_the_class_target_in_the_loss():
-    task = build_task(STLConfig(stage='plain', batch_augment='soft'), timm.create_model('resnet10t', num_classes=4),
+    task = build_task(STLConfig(stage='plain', batch_augment='soft_aug'), timm.create_model('resnet10t', num_classes=4),
                       smoothing=0.)
     task.train()
     seen = []
@@ -82,7 +82,7 @@ def test_unregistered_batch_method_and_split_combinations_are_refused():
     with pytest.raises(ValueError, match='needs --jsd-loss'):
         STLConfig(stage='tl', aug_splits=2, batch_augment='randconv')
     with pytest.raises(ValueError, match='soften'):
-        STLConfig(stage='tl', aug_splits=2, jsd_loss=True, batch_augment='soft')
+        STLConfig(stage='tl', aug_splits=2, jsd_loss=True, batch_augment='soft_aug')
     with pytest.raises(ValueError, match='mixes tokens'):
         build_task(STLConfig(stage='tl', aug_splits=2, mix_method='mixtoken'),
                    timm.create_model('fan_t_hybrid_tl', **SMALL))

@@ -8,7 +8,7 @@ after the mixer and before the forward pass, on the student images only (`fan_st
 * `randconv`: `RandConv`, random convolutions (Xu et al., ICLR 2021);
 * `pixmix`: `PixMix`, mixing with fractals or `--pixmix-dir` pictures (Hendrycks et al., CVPR 2022);
 * `prime`: `PRIME`, spectral, colour and (not in stage stl) spatial primitives (Modas et al., ECCV 2022);
-* `soft`: `SoftAugment`, token-aligned crop and occlusion with per-token softened targets (Liu et al., CVPR 2023);
+* `soft_aug`: `SoftAugment`, token-aligned crop and occlusion with per-token softened targets (Liu et al., CVPR 2023);
 * `styleaug`: `StyleAugment`, random style transfer (Jackson et al., 2019), weights through `fan_stl.weights`.
 
 The per-image AugMix for the STL student view (`augmix.py`) is a per-image step (`fan_stl.stl.views.VIEW_STEPS`).
@@ -30,7 +30,7 @@ BATCH_AUGMENTS: Dict[str, Optional[Type[BatchAugment]]] = {
     'randconv': RandConv,
     'pixmix': PixMix,
     'prime': PRIME,
-    'soft': SoftAugment,
+    'soft_aug': SoftAugment,
     'styleaug': StyleAugment,
 }
 
