@@ -110,6 +110,7 @@ class STLTask(ClassificationTask):
         self.num_splits = num_splits
         self.consistency = consistency
         self.mean_std = mean_std
+        self.term_steps: Dict[str, int] = {}  # steps that ran each optional term (drivers report it)
         self.token_labels = isinstance(criterion, TokenLabelLoss)
         self.steps = 0
 
@@ -139,6 +140,7 @@ class STLTask(ClassificationTask):
         softening = None
         if self.batch_augment is not None and self.training:
             input, softening = self._augment(input, per_split if self.num_splits > 1 else 0)
+            self._count(type(self.batch_augment).__name__)
         forward_args = {}
         if self.token_mixer is not None and self.training:
             grid = (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE)
@@ -161,15 +163,20 @@ class STLTask(ClassificationTask):
         if softening is not None:
             image_target = softening.class_target(self._own_targets(image_target))
             tokens = None if tokens is None else softening.token_targets(tokens)
+            self._count('softened_targets')
         self.steps += 1
         if self.consistency is not None:
             loss = self.consistency(output, lambda clean: self._loss(clean, image_target, tokens))
+            self._count('jsd_with_tokens' if self.consistency.tokens and self.token_labels else 'jsd')
         elif self.num_splits > 1:  # every split scored like the clean one
             loss = self._loss(output, repeat_rows(image_target, self.num_splits),
                               None if tokens is None else repeat_rows(tokens, self.num_splits))
         else:
             loss = self._loss(output, image_target, tokens)
         return {'loss': loss, 'output': output}
+
+    def _count(self, term: str) -> None:
+        self.term_steps[term] = self.term_steps.get(term, 0) + 1
 
     def _loss(self, output, image_target: torch.Tensor, tokens: Optional[TokenTargets]) -> torch.Tensor:
         if self.token_labels:

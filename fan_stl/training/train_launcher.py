@@ -32,7 +32,7 @@ import functools
 import sys
 from dataclasses import replace
 from types import ModuleType
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch.distributed as dist
 import yaml
@@ -100,8 +100,9 @@ def _check_train_args(args: argparse.Namespace, config: STLConfig, data: STLData
         data.check_num_classes(args.num_classes, classes, args.data_dir)
 
 
-def _merge_view_options(args: argparse.Namespace, config: STLConfig) -> STLConfig:
-    """ The config with train.py's --aug-splits / --jsd-loss (timm's flags) read in. """
+def _merge_view_options(args: argparse.Namespace, config: Union[STLConfig, argparse.Namespace]):
+    """ `config` (or our parsed options) with train.py's --aug-splits / --jsd-loss (timm's flags) read in, and
+    `args` set to the merged values. """
     merged = {}
     for name in VIEW_OPTIONS:
         theirs, ours = getattr(args, name, None), getattr(config, name)
@@ -109,7 +110,19 @@ def _merge_view_options(args: argparse.Namespace, config: STLConfig) -> STLConfi
             raise ValueError(f'--{name.replace("_", "-")} is {ours} before `--` and {theirs} after it; give it once.')
         merged[name] = ours or theirs or type(ours)()
         setattr(args, name, merged[name])  # train.py builds its views (AugMixDataset, loader splits) from these
-    return replace(config, **merged)
+    if isinstance(config, STLConfig):
+        return replace(config, **merged)
+    return argparse.Namespace(**{**vars(config), **merged})
+
+
+def _with_timm_view_flags(options: argparse.Namespace, script_argv: List[str]) -> argparse.Namespace:
+    """ Our options with train.py's --aug-splits / --jsd-loss (given after `--`) read in, so that the config is
+    checked whole before train.py starts. """
+    timm_flags = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    timm_flags.add_argument('--aug-splits', type=int, default=0)
+    timm_flags.add_argument('--jsd-loss', action='store_true')
+    theirs, _ = timm_flags.parse_known_args(script_argv)
+    return _merge_view_options(theirs, options)
 
 
 def _guarded(check, *args):
@@ -192,6 +205,9 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
         metrics = original['train_one_epoch'](*args, **kwargs)
         if state.task.steps == 0:
             raise state.not_patched('the STL task never ran during the first epoch')
+        if state.task.term_steps and not state.epochs_run:
+            print(f'fan_stl task terms in epoch 1: {state.task.term_steps} of {state.task.steps} steps',
+                  file=sys.stderr)
         state.epochs_run += 1
         return metrics
 
@@ -217,7 +233,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     options = parser.parse_args(ours)
     try:
-        config = STLConfig.from_namespace(options)
+        config = STLConfig.from_namespace(_with_timm_view_flags(options, script_argv))
         if config.needs_teacher:
             LABEL_SOURCES[config.label_source].check_teacher(config)
     except ValueError as e:
