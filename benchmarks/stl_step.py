@@ -4,12 +4,14 @@ STL step: the task `build_task` makes for stage stl on a paired batch (frozen te
 no grad, same autocast) + student forward with token logits + TokenLabelLoss + backward + AdamW step. Plain step:
 student class logits + cross-entropy + backward + AdamW step. Each `--methods` entry `METHOD[+RELABEL]` (a
 `MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer
-(`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Prints a
-table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
+(`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Each
+`--robust` entry is an STL step with a student-only batch augmentation (a `BATCH_AUGMENTS` name) or, `jsdK`, K views
+per image with the JS consistency on class and token predictions (K x the images per step). Prints a table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
 benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
         --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal --record
+    python benchmarks/stl_step.py --robust randconv pixmix prime soft_aug jsd3 --record
 """
 import argparse
 import os
@@ -70,6 +72,8 @@ def main() -> int:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--methods', nargs='*', default=[], metavar='METHOD[+RELABEL]',
                         help='mixing methods to time, e.g. maskmix mixtoken maskmix+pal mixup_cutmix+transmix')
+    parser.add_argument('--robust', nargs='*', default=[], metavar='BATCH_AUGMENT|jsdK',
+                        help='robust-training steps to time, e.g. randconv pixmix prime soft_aug jsd3')
     parser.add_argument('--record', action='store_true', help='append the table to benchmarks/RESULTS.md')
     args = parser.parse_args()
 
@@ -111,6 +115,13 @@ def main() -> int:
                                          num_classes=args.num_classes)
         method_task = build_task(config, student, device=device, autocast=autocast)
         steps[entry] = lambda t=method_task, m=mixer: stl_step(t, m)
+    for entry in args.robust:  # robust training: a batch augmentation, or jsdK (K views, JS consistency)
+        views = int(entry[3:]) if entry.startswith('jsd') else 0
+        config = STLConfig(stage='stl', teacher=teacher, **(
+            dict(aug_splits=views, jsd_loss=True, jsd_tokens=True) if views else dict(batch_augment=entry)))
+        robust_task = build_task(config, student, device=device, autocast=autocast)
+        batch = (x.repeat(views, 1, 1, 1), y.repeat(views)) if views else (paired, y)
+        steps[entry] = lambda t=robust_task, b=batch: stl_step(t, lambda *_: b)
     times = time_interleaved(steps, args.iters, args.warmup, device)
     ms = {name: 1e3 * statistics.median(times[name]) for name in steps}
     machine = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
