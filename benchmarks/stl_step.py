@@ -6,7 +6,8 @@ student class logits + cross-entropy + backward + AdamW step. Each `--methods` e
 `MIX_METHODS` name, optionally `+pal` / `+transmix`) is an STL step that also runs its mixer
 (`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. Each
 `--robust` entry is an STL step with a student-only batch augmentation (a `BATCH_AUGMENTS` name) or, `jsdK`, K views
-per image with the JS consistency on class and token predictions (K x the images per step). Prints a table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
+per image with the JS consistency on class and token predictions (K x the images per step). Prints a table;
+`--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
 benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \

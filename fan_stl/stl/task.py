@@ -19,6 +19,13 @@ predictions as one loss). A `relabel` rule (PAL, TransMix) asks the model for it
 compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl. Combinations that
 cannot work are refused here, with the fix (each method and rule checks the model itself).
 
+Robust training, in every stage: the config's student-only batch augmentation (`fan_stl.stl.augment`) runs after
+the mixer and before the forward pass, in [0, 1] pixel space (the teacher view, and the clean split, untouched); soft
+augmentation's `Softening` then softens the class target and moves and softens the token targets. With `--aug-splits
+k` the batch is split-major, `(k B, C, H, W)`: the teacher labels split 0 (the clean view, the teacher's in stage stl),
+and `--jsd-loss` scores the stage's loss on split 0 plus the JS term across the splits (`ViewConsistency`); without
+it every split is scored with the same targets. `term_steps` counts the steps each optional term ran.
+
 The label source is held outside the module tree, so the teacher stays out of DDP, EMA, the optimizer and the
 checkpoints (one per rank). `STLTask.steps` counts the steps it ran (the launcher checks it is the task in use).
 """

@@ -3,8 +3,8 @@
 `fractal_images(count, size, seed)` renders `count` RGB images `(count, 3, size, size)` in [0, 1] from random
 iterated function systems (IFS, as in FractalDB): 2-4 random contractive affine maps, run by the chaos game (1000
 walkers in parallel, `points` points after a burn-in), the visited points splatted on the canvas, then coloured with a
-random two-colour gradient on a random background, a deterministic function of `seed`. PixMix's authors mix with a set of fractal and
-feature-visualisation images (`--pixmix-dir` takes that set, or any image folder).
+random two-colour gradient on a random background, a deterministic function of `seed`. PixMix's authors mix with a
+set of fractal and feature-visualisation images (`--pixmix-dir` takes that set, or any image folder).
 """
 import numpy as np
 import torch
