@@ -119,7 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'- machine: {machine_description()}; {versions_line(torch, timm, fan_stl)}\n'
             f'- wall time: {seconds / 60:.1f} min; chart: [{kept.relative_to(RESULTS.parent)}]'
             f'({kept.relative_to(RESULTS.parent)})\n'
-            f'- what it can separate: with 2 seeds only differences larger than the seed-to-seed spread; stl_jsd '
+            f'- what it can separate: with {len(cfg.seeds)} seed(s) only differences larger than the seed-to-seed '
+            f'spread (none with one seed); stl_jsd '
             f'differs from stl in its mixing too (none); shape bias not measured\n'
             + (f'- note: {TOO_SMALL[args.mode]}\n' if args.mode in TOO_SMALL else '') + '\n' + tables + '\n'))
         print(f'appended to {RESULTS}')
