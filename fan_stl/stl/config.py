@@ -143,6 +143,9 @@ class STLConfig:
             raise ValueError(f'--batch-augment {self.batch_augment} with --aug-splits: the batch augmentation runs on '
                              f'the augmented splits, which only the JS term of --jsd-loss scores; it cannot soften '
                              f'targets there (drop --aug-splits for soft augmentation) and needs --jsd-loss.')
+        if self.jsd_tokens and not (self.jsd_loss and self.token_head):
+            raise ValueError('--jsd-tokens adds a JS term on the token predictions: it needs --jsd-loss and a '
+                             'token-head stage (tl or stl).')
         if self.student_data_dir and (not self.needs_teacher or self.aug_splits):
             raise ValueError('--student-data-dir gives the student view of stage stl its own source; it needs '
                              'stage stl without --aug-splits.')

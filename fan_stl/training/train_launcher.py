@@ -184,7 +184,7 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     @functools.wraps(original['create_dataset'])
     def create_dataset(*args, is_training: bool = False, **kwargs):
         dataset = original['create_dataset'](*args, is_training=is_training, **kwargs)
-        return data.dataset(dataset) if is_training else dataset
+        return _guarded(data.dataset, dataset) if is_training else dataset
 
     @functools.wraps(original['create_loader'])
     def create_loader(dataset, *args, is_training: bool = False, **kwargs):

@@ -10,6 +10,7 @@ import pytest
 import timm
 import torch
 import yaml
+from PIL import Image
 
 from fan_stl.training.train_launcher import main
 from tests.training.test_train_launcher import _subset
@@ -37,6 +38,15 @@ RUNS = {  # name: (STL options, train.py options, the term the task must report)
 }
 
 
+def _launch(setup, name, stl_options, train_options):
+    root, teacher, common = setup
+    if 'stl' in stl_options:
+        stl_options = stl_options + ['--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl']
+    return subprocess.run([sys.executable, '-m', 'fan_stl.train', '--timm-train', TIMM_TRAIN, *stl_options, '--',
+                           *common, *train_options, '--experiment', name],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     from tests.conftest import SHARED_DATA
@@ -55,13 +65,9 @@ def setup(tmp_path_factory):
 @needs_train_py
 @pytest.mark.parametrize('name', list(RUNS))
 def test_robust_options_with_real_timm_train(setup, name):
-    root, teacher, common = setup
+    root = setup[0]
     stl_options, train_options, term = RUNS[name]
-    if 'stl' in stl_options:
-        stl_options = stl_options + ['--teacher', str(teacher), '--teacher-model', 'fan_t_hybrid_tl']
-    proc = subprocess.run([sys.executable, '-m', 'fan_stl.train', '--timm-train', TIMM_TRAIN, *stl_options, '--',
-                           *common, *train_options, '--experiment', name],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = _launch(setup, name, stl_options, train_options)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert term in proc.stderr, proc.stderr[-2000:]
     written = yaml.safe_load((root / 'out' / name / 'args.yaml').read_text())
@@ -80,3 +86,20 @@ def test_option_errors_before_training(capsys, tmp_path):
                                       '--batch-augment', 'prime', '--prime-primitives', 'spectral,diffeo'])
     assert 'holds no images' in error(['--timm-train', 'x.py', '--stage', 'tl', '--batch-augment', 'pixmix',
                                        '--pixmix-dir', str(tmp_path)])
+
+
+@needs_train_py
+def test_student_data_dir_with_real_timm_train(setup):
+    root = setup[0]
+    copy = root / 'student'
+    for image in (root / 'data' / 'train').rglob('*.jpg'):
+        target = copy / 'train' / image.parent.name / (image.stem + '.png')  # a re-encoded copy
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(image).save(target)
+    proc = _launch(setup, 'stl-student-dir', ['--stage', 'stl', '--student-data-dir', str(copy)],
+                   ['--model', 'fan_t_hybrid_stl'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    next((copy / 'train').rglob('*.png')).unlink()
+    proc = _launch(setup, 'stl-student-dir-missing', ['--stage', 'stl', '--student-data-dir', str(copy)],
+                   ['--model', 'fan_t_hybrid_stl'])
+    assert proc.returncode == 2 and '1 of 6 training images have no same-named copy' in proc.stderr, proc.stderr

@@ -13,7 +13,8 @@ The authors' augmentation is one random op of AugMix's list (autocontrast, equal
 shear, translate); here the photometric four only (on the device, torchvision's tensor ops), so that PixMix keeps the
 geometry and runs in stage stl too. The mixing set: `--pixmix-dir` (the authors' fractals + feature visualisations, or
 any image folder; checked when the method is built: an empty or unreadable folder is an error), else fractals from the
-procedural generator (`fan_stl.stl.augment.fractals`). Defaults are the authors' ImageNet ones (k = 4, beta = 4,
+procedural generator (`fan_stl.stl.augment.fractals`). The pictures are held on the device at the input size (at most
+`max_images`, a random subset of a larger folder, drawn once). Defaults are the authors' ImageNet ones (k = 4, beta = 4,
 severity 1).
 """
 import os
@@ -75,6 +76,12 @@ def mixing_set_files(folder: str) -> List[Path]:
     return files
 
 
+def _load_picture(path: Path, height: int, width: int) -> torch.Tensor:
+    with Image.open(path) as image:
+        picture = image.convert('RGB').resize((width, height), Image.BICUBIC)
+    return TF.to_dtype(TF.pil_to_tensor(picture), torch.float32, scale=True)
+
+
 def _photometric_op(images: torch.Tensor, severity: int) -> torch.Tensor:
     """ One random op per image of the authors' list, photometric part: autocontrast, equalize, posterize, solarize
     (levels as pixmix_utils at `severity`). """
@@ -94,7 +101,7 @@ class PixMix(BatchAugment):
     """ PixMix of the student images (see the module docstring). """
 
     def __init__(self, k: int = 4, beta: float = 4., severity: int = 1, mixing_dir: Optional[str] = None,
-                 fractals: int = 256, max_images: int = 2048, seed: int = 0):
+                 fractals: int = 256, max_images: int = 512, seed: int = 0):
         if k < 0 or beta <= 0 or severity < 1 or fractals < 1:
             raise ValueError(f'PixMix needs --pixmix-k >= 0, --pixmix-beta > 0, severity >= 1 and at least one '
                              f'generated fractal; got k={k}, beta={beta}, severity={severity}, fractals={fractals}.')
@@ -115,8 +122,7 @@ class PixMix(BatchAugment):
             else:
                 picked = self.files[:self.max_images] if len(self.files) <= self.max_images else [
                     self.files[i] for i in torch.randperm(len(self.files))[:self.max_images]]
-                images = torch.stack([TF.to_dtype(TF.pil_to_tensor(Image.open(p).convert('RGB').resize(
-                    (width, height), Image.BICUBIC)), torch.float32, scale=True) for p in picked])
+                images = torch.stack([_load_picture(p, height, width) for p in picked])
             self._mixing = F.interpolate(images, size=(height, width), mode='bilinear', align_corners=False).to(device)
         return self._mixing
 
