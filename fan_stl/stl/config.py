@@ -3,8 +3,8 @@
 The launcher's command-line flags (`python -m fan_stl.train --stage ... --teacher ...`) are generated from the
 fields and their metadata (`add_arguments` / `from_namespace`), the engine holds an `STLConfig` in its
 `TrainConfig.stl`, and `build_task` / `build_data` read nothing else. Options whose choices come from a registry
-(`mix_method`, `label_source`, `attention_relabel`) list the registry's names, so a new mixing method, label source or
-relabel rule appears here by itself.
+(`mix_method`, `label_source`, `attention_relabel`, `batch_augment`) list the registry's names, so a new mixing
+method, label source, relabel rule or batch augmentation appears here by itself.
 
 The config checks what it owns (the stage, the teacher, the registry names); a method's settings (`maskmix_cell`,
 `mix_alpha`, `mix_pairing`, `pal_alpha`, ...) are checked once, by the method object its registry builds from the

@@ -36,8 +36,8 @@ def test_plain_stage_loss_equals_timms_jsd_cross_entropy(k, smoothing):
 def test_token_part_is_the_hand_formula_and_class_part_timms():
     torch.manual_seed(0)
     cls, tokens = torch.randn(6, 4), torch.randn(6, 5, 4)
-    torch.testing.assert_close(js_divergence(tokens, 3), _hand_js(tokens.reshape(-1, 4).reshape(3, -1, 4)
-                                                                  .reshape(-1, 4), 3), rtol=1e-4, atol=1e-6)
+    # split-major rows: the 2 images x 5 tokens of each view are the predictions JS averages over
+    torch.testing.assert_close(js_divergence(tokens, 3), _hand_js(tokens.reshape(-1, 4), 3), rtol=1e-4, atol=1e-6)
     labels = torch.tensor([1, 3]).repeat(3)
     consistency = ViewConsistency(3, weight=2., tokens=True)
     loss = consistency((cls, tokens), lambda clean: F.cross_entropy(clean[0], labels[:2]))
