@@ -1,4 +1,4 @@
-"""The GPU evidence of issue #12 in one call: speed against the official code, the small STL reproduction and the
+"""The project's GPU evidence in one call: speed against the official code, the small STL reproduction and the
 CUDA path of the train.py launcher, each step time-boxed, every output in one folder.
 
 Steps (each a subprocess with its own time box; one failing or running over never loses the others' results):
@@ -12,8 +12,9 @@ Steps (each a subprocess with its own time box; one failing or running over neve
                     step of fan_s_hybrid_stl against a plain step, batch 128, bf16 (target <= 1.25x)
     reproduce       benchmarks/reproduce_small.py --gpu-fast on Imagenette-128: baseline, token labeler and STL
                     student, 2 seeds, bf16, the official recipe with the lr scaled linearly to the batch
-The end prints a summary against the targets of issue #12 (official anchors: ../shared/spec/perf_anchors_h100.md,
-measured on an H100) and writes into the output folder (at most 8 files, none deeper than the folder itself):
+The end prints a summary against the project's GPU speed and memory targets (`TARGETS`; the official anchors are the
+official NVlabs code measured on one H100, bf16) and writes into the output folder (at most 8 files, none deeper than
+the folder itself):
     gpu_check.json       every number, each step's status and wall time, GPU, driver and versions
     summary.md           the RESULTS.md entry: the summary, the throughput table, the reproduction tables
     logs.txt             every step's command and full output
@@ -27,7 +28,7 @@ How the next holder of a GPU runs it with the project's device tool (`run`; one 
  1. In the root of the checkout that the device tool sends (the session's own repository), prepare the carry folder
     in the git-ignored .data/ (about 40 MiB of the 64 MiB a call may carry):
         python benchmarks/gpu_check.py --prepare .data/gpu \
-            --data ../shared/data/imagenette-128 --timm-train /work/timm_src/train.py \
+            --data path/to/imagenette-128 --timm-train path/to/timm/train.py \
             --official-dir <checkout of github.com/NVlabs/STL, e.g. from the fetch tool; never committed>
     It copies the images, train.py and the official models/ folder, and downloads the timm and
     imagecorruptions-imaug wheels (pip download) that the GPU machine lacks.
@@ -63,7 +64,8 @@ TARGET_MODEL = 'fan_small_12_p4_hybrid'
 # time boxes in seconds (sum 525 s: the whole call stays under 9 minutes on one H100/H200)
 BOXES = {'train_launcher': 70, 'throughput': 170, 'stl_step': 35, 'reproduce': 250}
 SMOKE_BOXES = {'train_launcher': 150, 'throughput': 150, 'stl_step': 100, 'reproduce': 300}
-# issue #12 for FAN-S-Hybrid (224 px, bf16): (metric, mode, official H100 anchor, target, memory anchor, memory cap)
+# the project's GPU targets for FAN-S-Hybrid (224 px, bf16):
+# (metric, mode, official H100 anchor, target, memory anchor, memory cap)
 TARGETS = [
     ('infer', 'eager', 2689, 4000, None, None),
     ('infer', 'compiled', 7333, 9500, None, None),
@@ -306,7 +308,7 @@ def report_text(args: argparse.Namespace, steps: List[Step], facts: Dict[str, st
              '- ' + '; '.join(f'{k} {v}' for k, v in facts.items()),
              f'- total wall time {total_s:.0f} s; steps: ' + ', '.join(
                  f'{s.name} {s.status} ({s.wall_s:.0f} s of {s.box_s:.0f})' for s in steps),
-             '\n### Against the targets of issue #12\n', summary_table(by_name, args.smoke)]
+             '\n### Against the project\'s GPU targets\n', summary_table(by_name, args.smoke)]
     throughput = by_name['throughput'].numbers
     if throughput.get('rows'):
         from throughput import format_table

@@ -3,8 +3,14 @@
 Arms (`ABLATION_ARMS`; one model and one recipe for all, every arm trained for each seed by `fan_stl.demo.experiment`):
     baseline     fan_tiny_8_p4_hybrid, cross-entropy on timm's Mixup 0.8 / CutMix 1.0 (switch 0.5)
     stl          fan_t_hybrid_stl taught by the `tl` arm (the paper's STL), Mixup / CutMix (`mix_method=mixup_cutmix`)
-    maskmix      as stl with MaskMix (MixPro's grid mask) instead of Mixup / CutMix (`mix_method=maskmix`)
-    maskmix_pal  as maskmix with progressive attention labeling (`attention_relabel=pal`): MixPro's recipe
+    maskmix      as stl with MaskMix (MixPro's grid mask) on every batch instead of Mixup / CutMix
+                 (`mix_method=maskmix`, the reversed-batch pairing)
+    mixpro       as stl with MixPro's recipe as released: MaskMix on half the batches, timm's Mixup 0.8 / CutMix 1.0
+                 (switch 0.5, smoothing 0.1) on the rest (`mix_method=mixpro`), random-permutation pairing
+                 (`mix_pairing=perm`), PAL off, as in every configuration MixPro ships (MixPro's PAL-on variant has
+                 no exact counterpart here: see the README's "Mixing and token labels")
+    maskmix_pal  as maskmix (every batch, reversed-batch pairing) with this project's progressive attention labeling
+                 (`attention_relabel=pal`: alpha detached, label-smoothed targets), NOT MixPro's recipe
     mixtoken     as stl with LV-ViT's MixToken (`mix_method=mixtoken`)
     annotator    fan_t_hybrid_stl taught by a CNN token annotator (`label_source=annotator`): the `cnn` arm's
                  resnet10t applied densely, its score map resized to the student's token grid
@@ -53,14 +59,14 @@ import timm
 import torch
 
 import fan_stl
-from fan_stl.demo.arms import ArmTable
+from fan_stl.demo.arms import ArmTable, teacher_of
 from fan_stl.demo.experiment import ArmResult, ExperimentConfig, format_comparison, run_experiment
 from fan_stl.demo.recipe import DEMO_RECIPE
 from fan_stl.demo.synthetic import make_shapes_dataset
-from fan_stl.engine import TrainConfig
 from fan_stl.robustness import STANDARD_CORRUPTIONS
-from fan_stl.stl.config import STLConfig
+from fan_stl.stl.config import STAGES, STLConfig
 from fan_stl.stl.maskmix import mixpro_grid_cell
+from fan_stl.training.engine import TrainConfig
 from fan_stl.utils.atomic import append_text_atomic, atomic_path, write_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
 from reproduce_small import GPU_RECIPE, add_run_options, find_data, per_seed_table  # the sibling benchmark script
@@ -74,6 +80,8 @@ ABLATION_ARMS: ArmTable = {  # teachers before their students (the training orde
     'cnn': dict(stage='plain', model=ANNOTATOR_CNN, model_kwargs={}),
     'stl': dict(stage='stl', model=STUDENT, mix_method='mixup_cutmix'),
     'maskmix': dict(stage='stl', model=STUDENT, mix_method='maskmix'),
+    'mixpro': dict(stage='stl', model=STUDENT, mix_method='mixpro', mix_pairing='perm', mixpro_p_maskmix=0.5,
+                   attention_relabel='none'),
     'maskmix_pal': dict(stage='stl', model=STUDENT, mix_method='maskmix', attention_relabel='pal'),
     'mixtoken': dict(stage='stl', model=STUDENT, mix_method='mixtoken'),
     'annotator': dict(stage='stl', model=STUDENT, label_source='annotator', teacher_arm='cnn'),
@@ -83,7 +91,8 @@ MIXING = dict(mixup=0.8, cutmix=1.0)  # every arm mixes (the CPU mode too: it is
 
 
 def maskmix_grid(img_size: int) -> dict:
-    """ MixPro's 4 x 4 MaskMix grid at `img_size` (the default 4-token cell would cover a 64 px image whole). """
+    """ MixPro's 4 x 4 MaskMix grid at `img_size` (128 px: 2-token cells, 64 px: 1-token cells; the smoke mode's 32 px
+    allows 2 x 2 at most); the default 4-token cell would cover a 64 px image whole. """
     return dict(maskmix_cell=mixpro_grid_cell(img_size))
 
 
@@ -99,8 +108,9 @@ MODES: Dict[str, Dict] = {
                            samples_per_class=120, val_samples_per_class=10),
                 eval_per_class=10, seeds=(0, 1), workers=2, eval_batch_size=64,
                 corruptions=('gaussian_noise', 'defocus_blur', 'contrast', 'jpeg_compression', 'pixelate')),
-    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(32), model_kwargs=dict(depth=1, stem_depths=(1, 1)),
-                             img_size=32, batch_size=4, epochs=1, lr=5e-4, samples_per_class=1, val_samples_per_class=1),
+    'smoke': dict(train=dict(DEMO_RECIPE, **MIXING, **maskmix_grid(32),
+                             model_kwargs=dict(depth=1, stem_depths=(1, 1)), img_size=32, batch_size=4, epochs=1,
+                             lr=5e-4, samples_per_class=1, val_samples_per_class=1),
                   eval_per_class=1, seeds=(0,), workers=1, eval_batch_size=16, corruptions=('gaussian_noise',)),
 }
 TOO_SMALL = {
@@ -120,7 +130,7 @@ def unknown_option(arm: str, table: ArmTable = ABLATION_ARMS) -> Optional[str]:
     if missing:
         return f'STLConfig has no option {", ".join(missing)} in this installation'
     try:
-        STLConfig(**options, teacher='teacher' if options['stage'] == 'stl' else None)
+        STLConfig(**options, teacher='teacher' if STAGES[options['stage']].needs_teacher else None)
     except ValueError as e:
         return str(e)
     return None
@@ -143,7 +153,7 @@ def select_arms(requested: Optional[Sequence[str]], table: ArmTable = ABLATION_A
         if requested:
             raise ValueError(line)
         print(line, file=sys.stderr)
-    teachers = [table[a].get('teacher_arm', 'tl') for a in kept if table[a]['stage'] == 'stl']
+    teachers = [teacher_of(a, table) for a in kept]
     return [a for a in table if a in kept or a in teachers or a == 'baseline']
 
 

@@ -13,12 +13,15 @@ Learning rate: the official STL-T recipe uses lr 2e-3 for a global batch of 1024
 script runs one process, so it scales the lr linearly to its own batch: lr = 2e-3 x batch / 1024 (batch 128 ->
 2.5e-4). The GPU modes otherwise follow the official recipe (RandAugment, Mixup 0.8 / CutMix 1.0, label
 smoothing 0.1, random erasing 0.3, drop-path 0.05, AdamW wd 0.05, cosine, warm-up) except: a far smaller epoch
-budget and no cooldown epochs; EMA decay 0.999 (full) or no EMA (gpu-fast) instead of 0.99992, and every arm is
-evaluated on its trained weights, not an EMA; bf16 autocast instead of fp16 with a gradient scaler; 128 px.
+budget; bf16 autocast instead of fp16 with a gradient scaler; 128 px; and the EMA: `full` keeps the official 10
+cooldown epochs (60 + 10 trained) with EMA decay 0.999 instead of 0.99992, and evaluates each arm (and teaches the
+student) with the EMA weights of its best epoch by EMA validation top-1; `gpu-fast` has no cooldown and no EMA, and
+uses the weights of each arm's best epoch by validation top-1.
 
 Modes:
-    python benchmarks/reproduce_small.py               GPU, 128 px, whole training split, 60 epochs, EMA 0.999,
-                                                       15 corruptions x 5 severities on all val images
+    python benchmarks/reproduce_small.py               GPU, 128 px, whole training split, 60 epochs + 10
+                                                       cooldown, EMA 0.999, 15 corruptions x 5 severities on all
+                                                       val images
     python benchmarks/reproduce_small.py --gpu-fast    GPU, sized to about 5 minutes on one H100/H200: 10 epochs,
                                                        no EMA, bf16, loader workers + GPU prefetcher, 20 val images
                                                        per class under 15 corruptions x 5 severities
@@ -72,7 +75,7 @@ MODES: Dict[str, Dict] = {
     # 128 px (8 x 8 tokens), the whole training split, the official STL-T recipe at the linear-rule lr
     'full': dict(train=dict(GPU_RECIPE, epochs=60, warmup_epochs=5, ema_decay=0.999, workers=8),
                  eval_per_class=None, seeds=(0, 1), workers=16, eval_batch_size=256),
-    # the same recipe sized to about 5 minutes on one H100/H200 (issue #12; an estimate until a GPU run records
+    # the same recipe sized to about 5 minutes on one H100/H200 (an estimate until a GPU run records
     # it): 6 trainings of 10 epochs, no EMA, the prefetcher normalises on the GPU; 20 val images per class
     'gpu-fast': dict(train=dict(GPU_RECIPE, epochs=10, warmup_epochs=1, cooldown_epochs=0, ema_decay=0., workers=12,
                                  prefetcher=True),

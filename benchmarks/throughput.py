@@ -42,7 +42,7 @@ import timm.models._registry as timm_registry
 import fan_stl
 from fan_stl.models.fan import checkpoint_filter_fn
 from fan_stl.utils.amp import amp_dtype
-from fan_stl.utils.atomic import append_text_atomic as append_atomic  # stl_step.py imports it from here
+from fan_stl.utils.atomic import append_text_atomic
 from fan_stl.utils.atomic import write_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
 
@@ -50,7 +50,7 @@ DEFAULT_MODELS = [
     'fan_small_12_p4_hybrid', 'fan_s_hybrid_stl', 'fan_tiny_8_p4_hybrid', 'fan_large_16_p4_hybrid',
     'fan_small_12_p16_224', 'convnext_tiny', 'xcit_small_12_p16_224', 'vit_small_patch16_224', 'volo_d1_224',
 ]
-# Official NVlabs code on one H100, bf16 (../shared/spec/perf_anchors_h100.md) and the project's targets.
+# Official NVlabs code on one H100, bf16 (measured for this project) and the project's targets.
 TARGETS = {
     'fan_small_12_p4_hybrid': dict(
         official='infer 2,689 eager / 7,333 compiled; train 886 @ 19.3 GiB eager / 1,994 @ 14.9 GiB compiled',
@@ -289,7 +289,8 @@ class Report:
     def __init__(self, args: argparse.Namespace, device: torch.device):
         self.args, self.records = args, []
         self.meta: Dict[str, object] = {
-            'machine': machine_description(device), 'versions': versions_line(torch, timm, fan_stl), 'img_size': args.img_size,
+            'machine': machine_description(device), 'versions': versions_line(torch, timm, fan_stl),
+            'img_size': args.img_size,
             'infer_batch': args.infer_batch, 'train_batch': args.train_batch, 'amp': 'bf16' if args.amp else 'fp32',
             'rounds': args.rounds, 'iters': args.iters, 'channels_last': args.channels_last, 'agreement': {},
             'profiles': {}}
@@ -463,7 +464,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'- settings: {args.img_size} px, {"bf16 autocast" if args.amp else "fp32"}, inference batch '
             f'{args.infer_batch}, training batch {args.train_batch} (AdamW), {args.rounds} interleaved eager rounds '
             f'x {args.iters} timed steps, medians{", channels_last" if args.channels_last else ""}\n')
-        append_atomic(RESULTS, header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
+        append_text_atomic(RESULTS, header + ''.join(line + '\n' for line in notes + agreement) + '\n' + table + '\n')
         print(f'appended to {RESULTS}')
     return 0
 

@@ -4,8 +4,9 @@
 and `hf-hub:` names work afterwards.
 
 One exception keeps the command line fast: when this package is imported only to start its own command line
-(`python -m fan_stl ...` or the `fan-stl` script), torch and timm are not imported here; `fan_stl.cli` registers the
-models before it runs a command, so `--help` and argument errors answer at once. `fan_stl.FAN` and
+(`python -m fan_stl ...`, `python -m fan_stl.train` / `.validate` or the `fan-stl` script), torch and timm are not
+imported here; `fan_stl.cli` and the two launchers register the models before they run, so `--help` and argument
+errors answer at once. `fan_stl.FAN` and
 `fan_stl.checkpoint_filter_fn` resolve on first use in either case.
 """
 import sys
@@ -16,6 +17,8 @@ __version__ = '0.1.0'
 __all__ = ['FAN', 'checkpoint_filter_fn', '__version__']
 
 CLI_SCRIPT = 'fan-stl'  # the console script of pyproject.toml's [project.scripts]
+# modules run with -m that register the models themselves, after reading their arguments
+OWN_ENTRY_POINTS = (__name__, f'{__name__}.__main__', f'{__name__}.train', f'{__name__}.validate')
 
 
 def _module_run_with_m(orig_argv: Sequence[str]) -> Optional[str]:
@@ -37,12 +40,12 @@ def _starting_own_cli() -> bool:
     """ True while `python -m fan_stl` or the `fan-stl` script imports this package to reach the command line.
 
     During `python -m NAME`, Python imports the packages above NAME's main module while `sys.argv[0]` is still '-m';
-    any other program importing fan_stl (`python -m pytest`, `python -m fan_stl.train`, scripts, notebooks) sees its
-    own argv[0] and gets the eager registration.
+    any other program importing fan_stl (`python -m pytest`, scripts, notebooks) sees its own argv[0] and gets the
+    eager registration.
     """
     argv0 = sys.argv[0] if sys.argv else ''
     if argv0 == '-m':
-        return _module_run_with_m(getattr(sys, 'orig_argv', ())) in (__name__, f'{__name__}.__main__')
+        return _module_run_with_m(getattr(sys, 'orig_argv', ())) in OWN_ENTRY_POINTS
     return PurePath(argv0).name in (CLI_SCRIPT, f'{CLI_SCRIPT}.exe')
 
 

@@ -1,4 +1,4 @@
-"""Deprecated import path: the training loop lives in `fan_stl.training.engine` (same names)."""
+"""Deprecated alias of `fan_stl.training.engine` (the training loop moved there, same names); import it from there."""
 import warnings
 
 from .training.engine import SAFE_RAND_AUGMENT, TrainConfig, TrainResult, evaluate, train

@@ -19,10 +19,10 @@ from tests.conftest import CHECKOUT, checkout_env
 HEAVY = ('torch', 'timm')
 
 
-def python(*args: str, cwd: Path = CHECKOUT) -> subprocess.CompletedProcess:
+def python(*args: str, cwd: Path = CHECKOUT, **env: str) -> subprocess.CompletedProcess:
     """ A fresh interpreter that imports fan_stl from this checkout. """
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env=checkout_env())
+                          env=checkout_env(**env))
 
 
 def imported_modules(importtime_log: str) -> set:
@@ -76,3 +76,28 @@ def test_every_command_module_registers_the_command_it_is_listed_under():
 
 def test_the_cli_token_stride_is_the_models():
     assert TOKEN_STRIDE == MODEL_TOKEN_STRIDE
+
+
+def test_train_and_validate_are_commands_that_forward_to_their_entry_points(tmp_path, capsys):
+    from fan_stl.cli import main
+    listed = ' '.join(build_parser().format_help().split())
+    assert 'python -m fan_stl.train' in listed and 'python -m fan_stl.validate' in listed
+    for command, flag, script in (('train', '--timm-train', 'train.py'),
+                                  ('validate', '--timm-validate', 'validate.py')):
+        with pytest.raises(SystemExit):
+            main([command, flag, str(tmp_path / script), *(['--stage', 'tl'] if command == 'train' else [])])
+        err = capsys.readouterr().err
+        assert f'python -m fan_stl.{command}: error: timm {script} not found' in err and 'invalid choice' not in err
+
+
+@pytest.mark.parametrize('entry', [['-m', 'fan_stl.train'], ['-m', 'fan_stl.validate'], ['-m', 'fan_stl', 'train']],
+                         ids=' '.join)
+def test_launcher_help_is_fast_once_cached(entry, tmp_path):
+    """ The first `--help` builds the launcher's parser (torch and timm); every later one prints the stored text. """
+    first = python(*entry, '--help', XDG_CACHE_HOME=str(tmp_path))
+    again = python('-X', 'importtime', *entry, '--help', XDG_CACHE_HOME=str(tmp_path))
+    assert first.returncode == again.returncode == 0, first.stderr[-2000:] + again.stderr[-2000:]
+    name = 'validate' if 'validate' in ' '.join(entry) else 'train'
+    assert first.stdout.startswith(f'usage: python -m fan_stl.{name} [-h]') and again.stdout == first.stdout
+    heavy = [module for module in HEAVY if module in imported_modules(again.stderr)]
+    assert not heavy, f'a cached `{" ".join(entry)} --help` imported {heavy}'

@@ -1,4 +1,5 @@
-"""`fan_stl.experiment`, the README's earlier path of the demo pipeline: a deprecated alias of `fan_stl.demo.experiment`."""
+"""`fan_stl.experiment`, the README's earlier path of the demo pipeline: a deprecated alias of
+`fan_stl.demo.experiment`."""
 import importlib
 import sys
 

@@ -63,17 +63,13 @@ ALLOWED: Dict[str, Optional[Set[str]]] = {
     'weights': {'utils', 'models'},
     'stl': {'utils', 'models', 'weights'},
     'robustness': {'utils', 'models', 'weights'},
+    'segmentation': {'utils', 'models', 'weights', 'robustness'},
     'training': {'utils', 'models', 'weights', 'stl', 'robustness'},
     'demo': {'utils', 'models', 'weights', 'stl', 'robustness', 'training'},
     'commands': ANYTHING,
     'entry': ANYTHING,
 }
 ENTRY_POINTS = {'fan_stl', 'fan_stl.__main__', 'fan_stl.cli', 'fan_stl.train', 'fan_stl.validate'}
-# root modules from before the rooms existed, placed in the room they move to (remove each when it has moved)
-LEGACY_ROOT_MODULES = {
-    'fan_stl.hub': 'weights', 'fan_stl.weight_files': 'weights', 'fan_stl.convert': 'weights',
-    'fan_stl.publish': 'weights', 'fan_stl.engine': 'training', 'fan_stl.timm_scripts': 'training',
-}
 SHIM_DOC = 'Deprecated alias of `'
 
 
@@ -83,17 +79,15 @@ def _shim_target(path: Path) -> Optional[str]:
 
 
 def _room(name: str, paths: Dict[str, Path]) -> str:
-    """ The room of a module: 'entry', 'shim', a folder's name, or a legacy root module's future room. """
+    """ The room of a module: 'entry', 'shim' or a folder's name. """
     if name in ENTRY_POINTS:
         return 'entry'
-    if name in LEGACY_ROOT_MODULES:
-        return LEGACY_ROOT_MODULES[name]
     parts = name.split('.')
     if len(parts) == 2 and paths[name].name != '__init__.py':  # a module file at the package root
         if _shim_target(paths[name]):
             return 'shim'
         raise AssertionError(f'{name} is a root module in no room: move it into a folder, or list it in '
-                             f'ENTRY_POINTS or LEGACY_ROOT_MODULES of {Path(__file__).name}')
+                             f'ENTRY_POINTS of {Path(__file__).name}')
     if parts[1] not in ALLOWED:
         raise AssertionError(f'fan_stl/{parts[1]}/ is a room without rules: add it to ALLOWED in {Path(__file__).name}')
     return parts[1]

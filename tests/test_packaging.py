@@ -1,8 +1,9 @@
 """The package as a maintainer publishes it: wheel and sdist build, pass `twine check`, install and import alone.
 
-Builds run without build isolation (no network: setuptools and build are already installed) from a copy of the files
+Builds run without build isolation (setuptools, build and twine come from the `test` extra) from a copy of the files
 a distribution is made of, so the checkout is left untouched.
 """
+import ast
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,8 @@ def test_wheel_installs_alone_and_import_registers_the_models(tmp_path):
     packaged = set(zipfile.ZipFile(wheel).namelist())
     source = {p.relative_to(ROOT).as_posix() for p in (ROOT / 'fan_stl').rglob('*.py')}
     assert source <= packaged, f'missing from the wheel: {sorted(source - packaged)}'
+    data = {p.relative_to(ROOT).as_posix() for p in (ROOT / 'fan_stl' / 'robustness' / 'data').iterdir()}
+    assert data <= packaged, f'package data missing from the wheel: {sorted(data - packaged)}'  # subset list + licence
     assert not any(name.startswith(('tests/', 'benchmarks/')) for name in packaged)
     assert f'fan_stl-{__version__}.dist-info/licenses/LICENSE' in packaged  # the Apache-2.0 text travels with the code
     target = tmp_path / 'site'
@@ -91,3 +95,58 @@ def test_no_hint_in_the_package_names_an_index_install_of_fan_stl():
                  for n, line in enumerate(path.read_text().splitlines(), 1)
                  if re.search(r'pip install ["\']?fan[_-]stl\b', line)]
     assert not offending, offending
+
+
+def _top_level_modules_the_tests_need() -> set:
+    """ Every top-level third-party module the test files import or run as `python -m MODULE` (pip comes with every
+    virtual environment; the benchmark scripts and test helpers are this checkout's own). """
+    needed = set()
+    for path in (ROOT / 'tests').rglob('*.py'):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                needed |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                needed.add(node.module.split('.')[0])
+            elif isinstance(node, ast.List):  # subprocess argument lists: [..., '-m', 'build', ...]
+                items = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                needed |= {items[i + 1].split('.')[0] for i, item in enumerate(items[:-1])
+                           if item == '-m' and isinstance(items[i + 1], str)}
+    local = {'fan_stl', 'tests', 'pip', 'probe'}  # pip: in every venv; probe: a module test_cli writes itself
+    local |= {p.stem for folder in ('benchmarks', 'tests') for p in (ROOT / folder).rglob('*.py')}
+    return {name for name in needed if name not in sys.stdlib_module_names and name not in local}
+
+
+def _requirement_closure(names: set) -> set:
+    """ The distributions `names` pull in when installed (their `Requires-Dist`, recursively, without extras). """
+    seen, todo = set(), [_canonical(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [_canonical(re.split(r'[\s;<>=!~\[(]', r, maxsplit=1)[0]) for r in requires if 'extra ==' not in r]
+    return seen
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def test_every_module_the_tests_need_comes_from_the_readme_install():
+    """ `pip install -e ".[robustness,test]"` (the README's install) provides every third-party module the tests
+    import or run; a module that is only on the developer's machine would fail a user's first `pytest`. """
+    project = PYPROJECT['project']
+    declared = set(project['dependencies']) | set(project['optional-dependencies']['robustness']) | set(
+        project['optional-dependencies']['test'])
+    installed = _requirement_closure({re.split(r'[\s;<>=!~\[(]', r, maxsplit=1)[0] for r in declared})
+    providers = metadata.packages_distributions()
+    optional = {'segmentation_models_pytorch'}  # the [seg] extra's tests skip with a reason without it
+    missing = {module: providers.get(module, ['?']) for module in _top_level_modules_the_tests_need() - optional
+               if not any(_canonical(dist) in installed for dist in providers.get(module, []))}
+    assert not missing, (f'modules the tests use but the README install does not provide (add their distribution to '
+                         f'an extra in pyproject.toml): {missing}')

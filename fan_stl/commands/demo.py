@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..demo.arms import ARMS, check_arms
 from ..utils.extras import install_hint, missing_modules
+from ..utils.lock import OutputFolderLocked
 from ._args import image_size, positive_int
 
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         results = run_experiment(cfg)
-    except OutputFolderError as e:
+    except (OutputFolderError, OutputFolderLocked) as e:
         print(f'python -m fan_stl demo: error: {e}', file=sys.stderr)
         return 2
     print(f'\nSTL demo on {data} ({machine_description()}, {time.perf_counter() - start:.0f} s)\n')

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..utils.amp import AMP_NAMES
+from . import _evalsets
 from .corrupt import add_corruption_arguments, expand_corruptions
 
 
@@ -95,7 +96,7 @@ def _order_and_baseline(args: argparse.Namespace, labels: List[str]) -> Optional
 
 def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     from fan_stl.robustness.evaluate import (
-        EvalSettings, OnTheFlySpec, baseline_from_results, evaluate_robustness, load_results, summarize_results)
+        EvalSettings, OnTheFlySpec, evaluate_robustness, load_results, summarize_results)
     from fan_stl.robustness.metrics import ALEXNET
     from fan_stl.utils.atomic import write_json_atomic
 
@@ -107,14 +108,18 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     corruptions = expand_corruptions(args.corruptions) if args.corruptions else None
     on_the_fly = None
     if args.corrupt_on_the_fly:
-        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format)
+        on_the_fly = OnTheFlySpec(corruptions or expand_corruptions(['all']), args.severities, args.seed, args.format,
+                                  args.corruption_backend)
+    extra = _evalsets.extra_sets(args)
+    if extra is not None:
+        extra.check(args.data, args.imagenet_c)  # every folder, label file and subset list before any model
     labels = unique_labels(args.models, checkpoints, args.pretrained)
     baseline_index = _order_and_baseline(args, labels)
     results: List[Dict[str, Any]] = []
     baseline = ALEXNET if args.alexnet_normalise else None
     if args.baseline is not None and baseline_index is None:
         stored = load_results(Path(args.baseline))
-        baseline = baseline_from_results(stored, str(args.baseline))
+        baseline = _evalsets.corruption_baseline(stored, str(args.baseline))
         results.append(summarize_results(stored, baseline))
     order = sorted(range(len(labels)), key=lambda i: i != baseline_index)  # the baseline model first
     for i in order:
@@ -124,11 +129,11 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
         evaluated = evaluate_robustness(
             model, label, path, clean=args.data, imagenet_c=args.imagenet_c, imagenet_a=args.imagenet_a,
             imagenet_r=args.imagenet_r, baseline=baseline, settings=settings, corruptions=corruptions,
-            on_the_fly=on_the_fly, overwrite=args.overwrite,
+            on_the_fly=on_the_fly, overwrite=args.overwrite, extra=extra,
             source={'model': args.models[i], 'pretrained': args.pretrained, 'num_classes': args.num_classes,
                     'checkpoint': str(Path(checkpoints[i]).resolve()) if checkpoints[i] else None})
         if i == baseline_index:
-            baseline = baseline_from_results(evaluated, f'the results of {label}')
+            baseline = _evalsets.corruption_baseline(evaluated, f'the results of {label}')
             write_json_atomic(path, summarize_results(evaluated, baseline))
         results.append(evaluated)
     return results
@@ -136,13 +141,14 @@ def _evaluate_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     problem = None
-    if not any((args.data, args.imagenet_c, args.imagenet_a, args.imagenet_r)):
+    if not any((args.data, args.imagenet_c, args.imagenet_a, args.imagenet_r)) and not _evalsets.requested(args):
         problem = 'nothing to evaluate: give --data and/or --imagenet-c / --imagenet-a / --imagenet-r'
     elif args.corrupt_on_the_fly and (args.data is None or args.imagenet_c is not None):
         problem = '--corrupt-on-the-fly corrupts the --data folder in the loader: give --data and no --imagenet-c'
     elif args.alexnet_normalise and args.baseline:
         problem = 'choose one mCE normaliser: --alexnet-normalise or --baseline'
-    elif (args.baseline or args.alexnet_normalise) and not (args.imagenet_c or args.corrupt_on_the_fly):
+    elif (args.baseline or args.alexnet_normalise) and not (args.imagenet_c or args.corrupt_on_the_fly
+                                                            or args.corruption_set or args.imagenet_p):
         problem = 'an mCE normaliser needs corruptions: add --imagenet-c DIR or --corrupt-on-the-fly'
     if problem:
         print(f'error: {problem}', file=sys.stderr)
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from fan_stl.robustness.report import format_tables, plot_corruption_errors, write_csvs
     print(format_tables(results))
     out = Path(args.out)
-    written = write_csvs(results, out)
+    written = write_csvs(results, out) + _evalsets.write_reports(results, args)
     if any(r.get('imagenet_c', {}).get('cells') for r in results):
         try:
             written.append(plot_corruption_errors({r['model']: r for r in results}, out / 'corruption_errors.png'))
@@ -183,11 +189,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--data', type=Path, help='clean ImageFolder (e.g. ImageNet val)')
     parser.add_argument('--imagenet-c', type=Path, metavar='DIR', help='<DIR>/<corruption>/<1-5>/<class>/<image>')
     parser.add_argument('--corrupt-on-the-fly', action='store_true',
-                        help='corrupt the --data images in the data loader (the same images as `corrupt` with '
-                             '--seed / --format would write; no copies on disk)')
+                        help='corrupt the --data images during the evaluation, no copies on disk: with the default '
+                             '--corruption-backend torch in batches on --device at the model\'s input size; with '
+                             'imagecorruptions in the loader, the same images as `corrupt` with --seed / --format '
+                             'would write')
     parser.add_argument('--imagenet-a', type=Path, metavar='DIR', help='ImageNet-A folder (200 wnid class folders)')
     parser.add_argument('--imagenet-r', type=Path, metavar='DIR', help='ImageNet-R folder (200 wnid class folders)')
-    add_corruption_arguments(parser, None)
+    add_corruption_arguments(parser, None, default_backend='torch')
+    _evalsets.add_arguments(parser)
     parser.add_argument('--baseline', metavar='LABEL|FILE',
                         help='mCE relative to this model (= 100): one of this command\'s models (its MODEL name or '
                              'result label) or a results JSON file of an earlier run on the same images')

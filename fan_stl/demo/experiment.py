@@ -41,6 +41,7 @@ from ..robustness import (
 from ..robustness.layouts import is_image
 from ..training.engine import TrainConfig, train
 from ..utils.atomic import write_json_atomic
+from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 from .arms import ARMS, ArmTable, check_arms, teacher_of, train_options, training_order
 from .synthetic import VAL_PER_CLASS, class_folder_names, make_shapes_dataset, val_samples_with_masks
@@ -226,6 +227,7 @@ def _train_arm(
     return model, result.history, seconds
 
 
+@locks_output_folder('cfg.out_dir')
 def run_experiment(cfg: ExperimentConfig) -> List[ArmResult]:
     """ Train every arm for every seed, evaluate it clean and corrupted, and compare it with the baseline. """
     check_arms(cfg.arms, cfg.arm_table)

@@ -28,6 +28,14 @@ per-token classifier `aux_head`. Their `forward` returns `cls_logits + 0.5 * tok
 rule behind STL's published numbers); `fuse_token_logits=False` selects the class head alone, `forward_dense`
 returns both logits, and `set_token_label_training(True)` makes a training-mode `forward` return them too.
 
+Dense prediction (`features_only=True`, `forward_intermediates`): every variant gives the same 4-level pyramid at
+strides 4 / 8 / 16 / 32 (`FEATURE_STRIDES`), the layout of hierarchical backbones that segmentation decoders expect.
+Hybrids: the two ConvNeXt stages (4, 8), the last FAN block (16) and its 2 x 2 max-pool (32); FAN's own mmdet / mmseg
+backbones also take the stages and one late block (out_index 7 / 9 / 15 / 18). ViT variants: the blocks ending each
+quarter of the depth, resampled without parameters to 4, 8, 16, 32 (bilinear x4, bilinear x2, as is, 2 x 2
+max-pool), the BEiT / XCiT simple pyramid with its learned (de)convolutions left to the decoder, so pretrained state
+dicts load unchanged.
+
 Two explicit training arguments serve the other mixing methods (`fan_stl.stl`), without hooks or module state:
 `token_mix=(own, partner)` mixes the tokens right after the patch embedding (MixToken), and `forward(x,
 return_attn=True)` also returns the last class-attention block's class -> patch attention (PAL, TransMix).
@@ -59,6 +67,7 @@ from timm.models.xcit import ClassAttentionBlock, PositionalEncodingFourier
 __all__ = ['FAN']  # model_registry will add each entrypoint fn to this
 
 TOKEN_STRIDE = 16
+FEATURE_STRIDES = (4, 8, 16, 32)  # the feature pyramid of `forward_intermediates` / `features_only`
 
 
 def _device_dtype(module: nn.Module) -> dict:
@@ -97,6 +106,22 @@ def mix_token_map(x: torch.Tensor, own: torch.Tensor, partner: torch.Tensor) -> 
             '(one token per 16 pixels).')
     own = own.reshape(B, 1, H, W).to(x.dtype)
     return x * own + x[partner] * (1. - own)  # exact for own in {0, 1}: x * 1 + y * 0 == x
+
+
+def pyramid_blocks(depth: int, hybrid: bool) -> Tuple[Optional[int], ...]:
+    """ The FAN block feeding each pyramid level (None: a ConvNeXt stage of the hybrid stem). """
+    if hybrid:
+        return None, None, depth - 1, depth - 1
+    return tuple(max(1, (k + 1) * depth // 4) - 1 for k in range(4))
+
+
+def resample_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """ A stride-16 token map (B, C, H, W) resampled without parameters to `stride` (4, 8, 16 or 32). """
+    if stride < TOKEN_STRIDE:
+        return F.interpolate(x, scale_factor=TOKEN_STRIDE // stride, mode='bilinear', align_corners=False)
+    if stride > TOKEN_STRIDE:
+        return F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+    return x
 
 
 class ConvPatchEmbed(nn.Module):
@@ -413,13 +438,8 @@ class FAN(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **dd))
         if stem_depths is None:
             self.patch_embed = ConvPatchEmbed(in_chans, embed_dim, **dd)
-            stem_info = []
         else:
             self.patch_embed = HybridEmbed(in_chans, embed_dim, depths=stem_depths, **dd)
-            stem_info = [
-                dict(num_chs=128, reduction=4, module='patch_embed.backbone.stages.0'),
-                dict(num_chs=256, reduction=8, module='patch_embed.backbone.stages.1'),
-            ]
         self.pos_embed = PositionalEncodingFourier(hidden_dim=32, dim=embed_dim, **dd)
         self.pos_drop = nn.Dropout(pos_drop_rate)
         block_args = dict(
@@ -427,8 +447,11 @@ class FAN(nn.Module):
             attn_drop=attn_drop_rate, norm_layer=norm_layer, eta=eta, **dd)
         self.blocks = nn.ModuleList([
             FANBlock(embed_dim, drop_path=drop_path_rate, **block_args) for _ in range(depth)])
-        self.feature_info = stem_info + [
-            dict(num_chs=embed_dim, reduction=TOKEN_STRIDE, module=f'blocks.{i}') for i in range(depth)]
+        self.feature_blocks = pyramid_blocks(depth, hybrid=stem_depths is not None)
+        self.feature_info = [
+            dict(num_chs=embed_dim, reduction=stride, module=f'blocks.{block}') if block is not None else
+            dict(num_chs=128 * 2 ** level, reduction=stride, module=f'patch_embed.backbone.stages.{level}')
+            for level, (stride, block) in enumerate(zip(FEATURE_STRIDES, self.feature_blocks))]
         self.cls_attn_blocks = nn.ModuleList([
             ClassAttentionBlock(embed_dim, tokens_norm=True, **block_args) for _ in range(cls_attn_layers)])
         self.norm = norm_layer(embed_dim, **dd)
@@ -549,13 +572,14 @@ class FAN(nn.Module):
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         """ Forward features that returns intermediates.
 
-        Feature indices run over `feature_info`: for hybrids the two ConvNeXt stages (stride 4 and 8) come first,
-        then one entry per FAN block (stride 16).
+        Feature indices run over `feature_info`, the pyramid at strides 4 / 8 / 16 / 32 (module docstring): for
+        hybrids the two ConvNeXt stages then the last FAN block and its max-pool; for ViT variants the blocks ending
+        each quarter of the depth, resampled to the level's stride (`feature_blocks` names the block of each level).
 
         Args:
             x: Input image tensor.
             indices: Take last n features if int, all if None, select matching indices if sequence.
-            norm: Apply the final norm layer to the FAN-block intermediates.
+            norm: Apply the final norm layer to the FAN-block features.
             stop_early: Stop iterating over blocks when the last desired intermediate is reached.
             output_fmt: 'NCHW' maps or 'NLC' token sequences.
             intermediates_only: Only return intermediate features.
@@ -563,16 +587,15 @@ class FAN(nn.Module):
         assert output_fmt in ('NCHW', 'NLC'), 'Output format must be one of NCHW or NLC.'
         check_input_size(x)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        num_stem = len(self.feature_info) - len(self.blocks)
-        intermediates = []
+        taken = {}
 
-        if num_stem:
+        if isinstance(self.patch_embed, HybridEmbed):
             backbone = self.patch_embed.backbone
             x = backbone.stem(x)
             for i, stage in enumerate(backbone.stages):
                 x = stage(x)
                 if i in take_indices:
-                    intermediates.append(x if output_fmt == 'NCHW' else x.flatten(2).transpose(1, 2))
+                    taken[i] = x
             x = self.patch_embed.proj(x)
         else:
             x = self.patch_embed(x)
@@ -581,15 +604,20 @@ class FAN(nn.Module):
 
         blocks = self.blocks
         if stop_early and not torch.jit.is_scripting():
-            blocks = self.blocks[:max(0, max_index - num_stem + 1)]
+            last = [self.feature_blocks[i] for i in take_indices if self.feature_blocks[i] is not None]
+            blocks = self.blocks[:max(last) + 1 if last else 0]
         for i, blk in enumerate(blocks):
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 x = checkpoint(blk, x, H, W)
             else:
                 x = blk(x, H, W)
-            if i + num_stem in take_indices:
-                y = self.norm(x) if norm else x
-                intermediates.append(y.transpose(1, 2).reshape(B, -1, H, W) if output_fmt == 'NCHW' else y)
+            for level in take_indices:
+                if self.feature_blocks[level] == i:
+                    y = (self.norm(x) if norm else x).transpose(1, 2).reshape(B, -1, H, W)
+                    taken[level] = resample_to_stride(y, self.feature_info[level]['reduction'])
+        intermediates = [taken[i] for i in take_indices]
+        if output_fmt == 'NLC':
+            intermediates = [y.flatten(2).transpose(1, 2) for y in intermediates]
 
         if intermediates_only:
             return intermediates
@@ -604,9 +632,10 @@ class FAN(nn.Module):
     ) -> List[int]:
         """ Prune the layers not needed for the requested intermediates. """
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        num_stem = len(self.feature_info) - len(self.blocks)
-        self.blocks = self.blocks[:max(0, max_index - num_stem + 1)]
+        last = [self.feature_blocks[i] for i in take_indices if self.feature_blocks[i] is not None]
+        self.blocks = self.blocks[:max(last) + 1 if last else 0]
         self.feature_info = self.feature_info[:max_index + 1]
+        self.feature_blocks = self.feature_blocks[:max_index + 1]
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -765,9 +794,7 @@ def set_pretrained_hook(hook: Optional[PretrainedHook]) -> None:
 
 
 def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
-    stem = kwargs.get('stem_depths') is not None
-    default_out_indices = (0, 1, -1) if stem else 3
-    out_indices = kwargs.pop('out_indices', default_out_indices)
+    out_indices = kwargs.pop('out_indices', tuple(range(len(FEATURE_STRIDES))))
     context, filter_fn = nullcontext(), checkpoint_filter_fn
     if _pretrained_hook is not None:
         context, filter_fn = _pretrained_hook(variant, pretrained, kwargs, checkpoint_filter_fn)

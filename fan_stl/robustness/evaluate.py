@@ -16,7 +16,7 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from timm.data import create_transform, resolve_data_config
@@ -24,16 +24,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .class_maps import LabelMap, dataset_label_map, imagenet1k_wnids, imagenet_subset_label_map
-from .corrupt import IMAGE_FORMATS, OnTheFlyCorruption
+from .corrupt import OnTheFlyCorruption, check_backend, check_corruption_request
 from .dataset import FATAL, ScoredImages
+from .families import FAMILIES, IMAGENET_C, summarize_family
 from .images import duplicate_stems, file_list_fingerprint, list_images, read_rgb
 from .layouts import ImageNetCLayout, discover_imagenet_c, list_classes
 from .metrics import (
     ALEXNET, ALL_CORRUPTIONS, SEVERITIES, STANDARD_CORRUPTIONS, CorruptionBaseline, ErrorGrid, corruption_errors,
     missing_cells, summarize_corruptions, topk_correct,
 )
+from .robustbench import SubsetProtocol
+from .tensor_corruption import TensorCorruption
 from ..utils.amp import amp_dtype, amp_name
 from ..utils.atomic import write_json_atomic
+from ..utils.lock import locks_output_folder
 from ..utils.run_identity import refuse_other_run
 
 RESULTS_FORMAT = 2  # 1: fan_stl <= 0.1.0 files, which named the model by its checkpoint path only
@@ -70,6 +74,9 @@ class EvalSettings:
 
     def __post_init__(self):
         self.amp = amp_name(self.amp)
+        if str(self.device).startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'device {self.device!r} was asked for, but this machine has no usable CUDA GPU; use '
+                             f'--device cpu')
         if self.amp == 'float16' and not str(self.device).startswith('cuda'):
             raise ValueError('float16 (fp16) autocast needs a CUDA device; use amp="bfloat16" or no amp on CPU')
 
@@ -81,20 +88,27 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class OnTheFlySpec:
-    """ Corruptions to apply in the data loader instead of reading a corrupted folder (same images as `corrupt`). """
+    """ Corruptions made during the evaluation instead of read from a corrupted folder.
+
+    `backend` 'torch' (default): batches corrupted on the evaluation device at the model's input size
+    (`TensorCorruption`); 'imagecorruptions': each full-size image in the loader by the reference functions, the
+    same images as `corrupt` writes. The two give different images and numbers; results record which was used.
+    """
     corruptions: Sequence[str] = ALL_CORRUPTIONS
     severities: Sequence[int] = SEVERITIES
     seed: int = 0
     image_format: str = 'jpg'
+    backend: str = 'torch'
 
     def __post_init__(self):
-        unknown = [c for c in self.corruptions if c not in ALL_CORRUPTIONS]
-        if unknown:
-            raise ValueError(f'unknown corruption(s) {", ".join(unknown)}; choose from: {", ".join(ALL_CORRUPTIONS)}')
-        if not set(self.severities) <= set(SEVERITIES):
-            raise ValueError(f'severities must be in 1-5, got {list(self.severities)}')
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f'image format must be one of {", ".join(IMAGE_FORMATS)}, not {self.image_format!r}')
+        check_corruption_request(self.corruptions, self.severities, self.image_format)
+        check_backend(self.backend)
+
+    def cell(self, root: Path, corruption: str, severity: int) -> Union[OnTheFlyCorruption, TensorCorruption]:
+        """ The corruption of one cell for this backend. """
+        if self.backend == 'torch':
+            return TensorCorruption(corruption, severity, self.seed, self.image_format)
+        return OnTheFlyCorruption(Path(root), corruption, severity, self.seed, self.image_format)
 
 
 def model_data_config(model: torch.nn.Module, img_size: Optional[int] = None) -> Dict[str, Any]:
@@ -146,20 +160,28 @@ def evaluate_imagefolder(
         settings: Optional[EvalSettings] = None,
         label_map: Optional[LabelMap] = None,
         desc: str = 'eval',
-        corruption: Optional[OnTheFlyCorruption] = None,
+        corruption: Optional[Union[OnTheFlyCorruption, TensorCorruption]] = None,
         classes: Optional[Sequence[str]] = None,
+        samples: Optional[Sequence[Tuple[Path, int]]] = None,
+        transform: Optional[Callable] = None,
+        post_transform: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+        collect: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
 ) -> Dict[str, Any]:
-    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root` (optionally corrupted on the fly).
+    """ Top-1 / top-5 accuracy (%) of `model` on the ImageFolder `root` (optionally corrupted on the fly: a
+    `TensorCorruption` acts on each batch on the device, after the transform and before its normalisation).
 
     Returns `{'top1', 'top5', 'num_images', 'unreadable', 'unreadable_files', 'duplicate_stems', 'files'}`:
     accuracies over the `num_images` images scored; `files` is the file-list fingerprint of `root`.
-    `label_map` defaults to the dataset's classes matched to the model head (`dataset_label_map`).
+    `label_map` defaults to the dataset's classes matched to the model head (`dataset_label_map`). `samples`
+    (default: every image) and `transform` (default: the model's eval transform) replace what is read and how;
+    `post_transform(tensor, sample index)` changes each input tensor (e.g. occlusion); `collect(logits, sample
+    indices)` receives the full model outputs of the scored images (float), for metrics beyond top-k.
     """
     settings = settings or EvalSettings()
     root = Path(root)
     classes = list(classes) if classes is not None else list_classes(root)
     label_map = label_map or dataset_label_map(classes, model_num_classes(model))
-    samples = list_images(root, classes)
+    samples = list(samples) if samples is not None else list_images(root, classes)
     twice = duplicate_stems([p for p, _ in samples])
     if twice:
         warnings.warn(
@@ -167,7 +189,12 @@ def evaluate_imagefolder(
             f'{twice[0].relative_to(root)}.*), and each copy is scored; a `corrupt` run with another --format into '
             f'the same folder? Remove the extra copies.', stacklevel=2)
     config = model_data_config(model, settings.img_size)
-    dataset = ScoredImages(samples, create_transform(**config), config['input_size'], corruption)
+    transform, normalize = transform or create_transform(**config), None
+    batch_corruption = corruption if isinstance(corruption, TensorCorruption) else None
+    if batch_corruption is not None:
+        transform, normalize = _split_normalize(transform)
+    dataset = ScoredImages(samples, transform, config['input_size'], None if batch_corruption else corruption,
+                           post_transform)
     loader = DataLoader(
         dataset, batch_size=settings.batch_size, num_workers=settings.workers, shuffle=False,
         pin_memory=str(settings.device).startswith('cuda'), persistent_workers=False)
@@ -185,7 +212,13 @@ def evaluate_imagefolder(
                 unreadable.append(problem)
             if not ok.any():
                 continue
-            output = _check_outputs(model(images[ok].to(settings.device, non_blocking=True)), model, desc)
+            images = images[ok].to(settings.device, non_blocking=True)
+            if batch_corruption is not None:
+                keys = [samples[i][0].relative_to(root).as_posix() for i in index[ok].tolist()]
+                images = normalize(batch_corruption(images, keys))
+            output = _check_outputs(model(images), model, desc)
+            if collect is not None:
+                collect(output.float().cpu(), index[ok])
             logits, kept = label_map.apply(output.float(), target[ok].to(settings.device))
             for k, hits in topk_correct(logits, kept, (1, 5)).items():
                 correct[k] += hits
@@ -196,6 +229,15 @@ def evaluate_imagefolder(
         'top1': 100 * correct[1] / scored, 'top5': 100 * correct[5] / scored, 'num_images': scored,
         'unreadable': len(unreadable), 'unreadable_files': [p.split(': ', 2)[1] for p in unreadable[:10]],
         'duplicate_stems': len(twice), 'files': file_list_fingerprint(root, [p for p, _ in samples])}
+
+
+def _split_normalize(transform: Any) -> Tuple[Any, Callable[[torch.Tensor], torch.Tensor]]:
+    """ timm's eval transform without its final Normalize (images stay in [0, 1]), and that Normalize. """
+    steps = list(getattr(transform, 'transforms', []))
+    if not steps or type(steps[-1]).__name__ != 'Normalize':
+        raise ValueError(f'the eval transform does not end with Normalize ({transform}); the torch corruption backend '
+                         f'needs images in [0, 1]: use --corruption-backend imagecorruptions')
+    return type(transform)(steps[:-1]), steps[-1]
 
 
 def error_grid(cells: CellResults) -> ErrorGrid:
@@ -218,8 +260,13 @@ def imagenet_c_mismatch(layout: ImageNetCLayout) -> Optional[str]:
     return None
 
 
-def _check_cell_files(stored: Dict[str, Any], root: Path, classes: Sequence[str], where: str, path: Path) -> None:
-    current = file_list_fingerprint(root, [p for p, _ in list_images(root, classes)])
+def _samples(root: Path, classes: Sequence[str], protocol: Optional[SubsetProtocol]) -> List[Tuple[Path, int]]:
+    return protocol.select(root, classes) if protocol is not None else list_images(root, classes)
+
+
+def _check_cell_files(stored: Dict[str, Any], root: Path, classes: Sequence[str], where: str, path: Path,
+                      protocol: Optional[SubsetProtocol] = None) -> None:
+    current = file_list_fingerprint(root, [p for p, _ in _samples(root, classes, protocol)])
     if stored.get('files') != current:
         raise ResultsMismatchError(
             f'{path} holds {where} results for other files than {root} has now (images added, removed or changed '
@@ -228,25 +275,28 @@ def _check_cell_files(stored: Dict[str, Any], root: Path, classes: Sequence[str]
 
 def _evaluate_cells(
         model: torch.nn.Module,
-        todo: Sequence[Tuple[str, int, Path, Optional[OnTheFlyCorruption]]],
+        todo: Sequence[Tuple[str, int, Path, Optional[Union[OnTheFlyCorruption, TensorCorruption]]]],
         classes: Sequence[str],
         settings: EvalSettings,
         cells: CellResults,
         on_cell_done: Optional[Callable[[CellResults], None]],
         results_path: Optional[Path] = None,
+        protocol: Optional[SubsetProtocol] = None,
 ) -> CellResults:
     label_map = dataset_label_map(classes, model_num_classes(model))
+    transform = protocol.corruption_transform(model_data_config(model, settings.img_size)) if protocol else None
     pending = []
     for corruption, severity, root, on_the_fly in todo:
         stored = cells.get(corruption, {}).get(str(severity))
         if stored is None:
             pending.append((corruption, severity, root, on_the_fly))
         elif results_path is not None:
-            _check_cell_files(stored, root, classes, f'{corruption}/{severity}', results_path)
+            _check_cell_files(stored, root, classes, f'{corruption}/{severity}', results_path, protocol)
     for corruption, severity, root, on_the_fly in tqdm(pending, desc='corruption cells',
                                                        disable=not settings.progress):
         cells.setdefault(corruption, {})[str(severity)] = evaluate_imagefolder(
-            model, root, settings, label_map, desc=f'{corruption}/{severity}', corruption=on_the_fly, classes=classes)
+            model, root, settings, label_map, desc=f'{corruption}/{severity}', corruption=on_the_fly, classes=classes,
+            samples=_samples(root, classes, protocol) if protocol else None, transform=transform)
         if on_cell_done is not None:
             on_cell_done(cells)
     return cells
@@ -284,11 +334,12 @@ def evaluate_corruptions_on_the_fly(
         on_cell_done: Optional[Callable[[CellResults], None]] = None,
         results_path: Optional[Path] = None,
 ) -> CellResults:
-    """ As `evaluate_imagenet_c`, with each cell made in the data loader from the clean ImageFolder `root`: the same
-    images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed, image_format=spec.image_format)` followed by
-    `evaluate_imagenet_c(dst)`, without the copies on disk. """
+    """ As `evaluate_imagenet_c`, with each cell made during the evaluation from the clean ImageFolder `root`. With
+    `spec.backend` 'imagecorruptions', the same images (and numbers) as `corrupt_folder(root, dst, seed=spec.seed,
+    image_format=spec.image_format)` followed by `evaluate_imagenet_c(dst)`, without the copies on disk; with 'torch',
+    each batch is corrupted on the device at the model's input size (`TensorCorruption`). """
     classes = list_classes(root)
-    todo = [(c, s, Path(root), OnTheFlyCorruption(Path(root), c, s, spec.seed, spec.image_format))
+    todo = [(c, s, Path(root), spec.cell(Path(root), c, s))
             for c in ALL_CORRUPTIONS if c in spec.corruptions for s in sorted(spec.severities)]
     return _evaluate_cells(model, todo, classes, settings or EvalSettings(), cells if cells is not None else {},
                            on_cell_done, results_path)
@@ -315,7 +366,7 @@ def load_baseline(path: Path) -> CorruptionBaseline:
 
 def baseline_from_results(results: Dict[str, Any], where: str = 'the baseline results') -> CorruptionBaseline:
     """ A `CorruptionBaseline` from a results dict: its per-corruption errors and clean error. """
-    cells = results.get('imagenet_c', {}).get('cells')
+    cells = {c: by_s for f in FAMILIES for c, by_s in results.get(f, {}).get('cells', {}).items()}
     if not cells:
         raise ValueError(
             f'{where} hold no corruption cells; evaluate the baseline model with --imagenet-c or --corrupt-on-the-fly')
@@ -327,10 +378,17 @@ def baseline_from_results(results: Dict[str, Any], where: str = 'the baseline re
 
 
 def summarize_results(results: Dict[str, Any], baseline: Optional[CorruptionBaseline]) -> Dict[str, Any]:
-    """ (Re)compute `results['imagenet_c']['summary']` with `baseline` as the mCE normaliser (None: no mCE). """
+    """ (Re)compute each corruption family's `summary` (`results['imagenet_c']`, `['imagenet_c_bar']`, ...) with
+    `baseline` as the mCE normaliser (None: no mCE; AlexNet's ImageNet-C errors normalise no other family). """
+    clean_error = 100 - results['clean']['top1'] if 'clean' in results else None
+    for family in FAMILIES.values():
+        section = results.get(family.key)
+        if family.key == 'imagenet_c' or not section or not section.get('cells'):
+            continue
+        own = None if baseline is None or baseline.name == ALEXNET.name else baseline
+        section['summary'] = asdict(summarize_family(error_grid(section['cells']), family, clean_error, own))
     section = results.get('imagenet_c')
     if section and section.get('cells'):
-        clean_error = 100 - results['clean']['top1'] if 'clean' in results else None
         summary = summarize_corruptions(error_grid(section['cells']), clean_error, baseline)
         if baseline is None:
             summary.notes.append(
@@ -375,6 +433,7 @@ def _check_section(results: Dict[str, Any], key: str, expected: Dict[str, Any], 
             f'{path} holds {key} results for {stored}, not {expected}; {FIX}.')
 
 
+@locks_output_folder('results_path', parent=True)
 def evaluate_robustness(
         model: torch.nn.Module,
         name: str,
@@ -389,6 +448,7 @@ def evaluate_robustness(
         source: Optional[Dict[str, Any]] = None,
         on_the_fly: Optional[OnTheFlySpec] = None,
         overwrite: bool = False,
+        extra: Optional[Any] = None,  # sets.ExtraSets (sets builds on this module, so it is not imported here)
 ) -> Dict[str, Any]:
     """ Evaluate `model` on the given datasets, resuming from and saving to `results_path` (JSON).
 
@@ -397,13 +457,19 @@ def evaluate_robustness(
     refused (`ResultsMismatchError`) unless `overwrite` discards them. `on_the_fly` corrupts `clean` in the loader
     instead of reading `imagenet_c`. mCE is normalised by `baseline`; when None, by AlexNet only if `imagenet_c` is
     recognisably ImageNet-C (1000 ImageNet classes, the 15 corruptions, 224 px images), else not computed.
+    `extra` (`sets.ExtraSets`) adds the other sets - corruption families, distribution shifts, cue conflict,
+    occlusion, ImageNet-P - and the RobustBench protocol; all its inputs are checked before any image is scored.
     """
     settings = settings or EvalSettings()
     results_path = Path(results_path)
     if on_the_fly is not None and (clean is None or imagenet_c is not None):
         raise ValueError('on-the-fly corruptions are made from the clean folder: give `clean` and no `imagenet_c`')
+    protocol = extra.protocol if extra is not None else None
+    if extra is not None:
+        extra.check(clean, imagenet_c)
     identity = _identity(model, name, settings, source)
     results = _stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity}
+    results['param_count'] = sum(p.numel() for p in model.parameters())
 
     def save() -> None:
         write_json_atomic(results_path, results)
@@ -412,32 +478,46 @@ def evaluate_robustness(
         if root is None:
             continue
         classes = list_classes(root)
-        _check_section(results, key, {'root': str(Path(root).resolve())}, results_path)
+        subset = protocol if key == 'clean' else None
+        expected = {'root': str(Path(root).resolve()), 'protocol': subset and subset.name}
+        _check_section(results, key, expected, results_path)
         if 'top1' in results.get(key, {}):
-            _check_cell_files(results[key], Path(root), classes, key, results_path)
+            _check_cell_files(results[key], Path(root), classes, key, results_path, subset)
             continue
         label_map = None if key == 'clean' else imagenet_subset_label_map(classes, key, model_num_classes(model))
-        accuracy = evaluate_imagefolder(model, root, settings, label_map, desc=key, classes=classes)
-        results[key] = {'root': str(Path(root).resolve()), **accuracy}
+        accuracy = evaluate_imagefolder(model, root, settings, label_map, desc=key, classes=classes,
+                                        samples=_samples(Path(root), classes, subset) if subset else None)
+        results[key] = {**expected, **accuracy}
         save()
 
-    if imagenet_c is not None or on_the_fly is not None:
-        root = Path(imagenet_c if imagenet_c is not None else clean)
-        expected = {'root': str(root.resolve()),
-                    'on_the_fly': None if on_the_fly is None else {'seed': on_the_fly.seed,
-                                                                   'format': on_the_fly.image_format}}
-        _check_section(results, 'imagenet_c', expected, results_path)
-        section = results.setdefault('imagenet_c', {**expected, 'cells': {}})
-        if on_the_fly is None:
-            layout = discover_imagenet_c(root, corruptions)
+    corruption_roots = [(Path(imagenet_c), corruptions)] if imagenet_c is not None else []
+    corruption_roots += [(Path(root), None) for root in (extra.corruption_sets if extra is not None else ())]
+    for root, only in corruption_roots:  # each family (ImageNet-C, -C-bar, -3DCC) in its own section
+        layout = discover_imagenet_c(root, only)
+        key = layout.family.key
+        expected = {'root': str(root.resolve()), 'on_the_fly': None, 'protocol': protocol and protocol.name}
+        _check_section(results, key, expected, results_path)
+        section = results.setdefault(key, {**expected, 'cells': {}})
+        if key == IMAGENET_C.key:
             mismatch = imagenet_c_mismatch(layout)
             section['not_imagenet_c'] = mismatch and f'{root} is not recognisably ImageNet-C: {mismatch}'
-            _evaluate_cells(model, _layout_cells(layout), layout.classes, settings, section['cells'], lambda _: save(),
-                            results_path)
-        else:
-            section['not_imagenet_c'] = f'the corruptions were made on the fly from {root}, not taken from ImageNet-C'
-            evaluate_corruptions_on_the_fly(model, root, on_the_fly, settings, section['cells'], lambda _: save(),
-                                            results_path)
+            if protocol is not None:  # AlexNet's full-set errors do not normalise a subset
+                section['not_imagenet_c'] = (f'scored on the {protocol.name} subset ({len(protocol.ids)} images), '
+                                             f'which AlexNet\'s full ImageNet-C errors do not normalise')
+        _evaluate_cells(model, _layout_cells(layout), layout.classes, settings, section['cells'], lambda _: save(),
+                        results_path, protocol)
+    if on_the_fly is not None:
+        root = Path(clean)
+        expected = {'root': str(root.resolve()), 'on_the_fly': {'seed': on_the_fly.seed,
+                                                                'format': on_the_fly.image_format,
+                                                                'backend': on_the_fly.backend}}
+        _check_section(results, 'imagenet_c', expected, results_path)
+        section = results.setdefault('imagenet_c', {**expected, 'cells': {}})
+        section['not_imagenet_c'] = f'the corruptions were made on the fly from {root}, not taken from ImageNet-C'
+        evaluate_corruptions_on_the_fly(model, root, on_the_fly, settings, section['cells'], lambda _: save(),
+                                        results_path)
+    if extra is not None:
+        extra.run(model, results, settings, clean, save, results_path)
     if baseline is None and 'imagenet_c' in results and results['imagenet_c'].get('not_imagenet_c') is None:
         baseline = ALEXNET
     summarize_results(results, baseline)

@@ -1,4 +1,5 @@
-"""Find and check dataset folders: a plain ImageFolder, and the ImageNet-C grid `<root>/<corruption>/<1..5>/<class>/`.
+"""Find and check dataset folders: a plain ImageFolder, and the ImageNet-C grid `<root>/<corruption>/<1..5>/<class>/`
+of any corruption family (`families`: ImageNet-C, -C-bar, -3DCC), recognised by its corruption names.
 
 Every problem is reported as a `LayoutError` that names the folder, what was expected and how to fix it, before any
 model runs.
@@ -11,7 +12,8 @@ from typing import Dict, List, Optional, Sequence
 from timm.data.readers.img_extensions import get_img_extensions
 from timm.utils.misc import natural_key
 
-from .metrics import ALL_CORRUPTIONS, SEVERITIES
+from .families import FAMILIES, IMAGENET_C, CorruptionFamily, family_of_name, identify_family
+from .metrics import SEVERITIES
 
 IMAGENET_C_LAYOUT = '<root>/<corruption>/<severity 1-5>/<class>/<image>'
 
@@ -61,19 +63,10 @@ class ImageNetCLayout:
     root: Path
     cells: Dict[str, Dict[int, Path]]
     classes: List[str]
+    family: CorruptionFamily = IMAGENET_C
 
     def cell_names(self) -> List[str]:
         return [f'{c}/{s}' for c, severities in self.cells.items() for s in severities]
-
-
-def _unknown_corruption_message(root: Path, unknown: Sequence[str]) -> str:
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name.lower(), ALL_CORRUPTIONS, n=1, cutoff=0.6)
-        hints.append(f'{name!r}' + (f' (did you mean {close[0]!r}? names are lower case)' if close else ''))
-    return (
-        f'ImageNet-C folder {root} has folder(s) that are not corruption names: {", ".join(hints)}. Expected '
-        f'{IMAGENET_C_LAYOUT} with corruption names from: {", ".join(ALL_CORRUPTIONS)}. Rename or move them.')
 
 
 def discover_imagenet_c(root: Path, corruptions: Optional[Sequence[str]] = None) -> ImageNetCLayout:
@@ -86,25 +79,30 @@ def discover_imagenet_c(root: Path, corruptions: Optional[Sequence[str]] = None)
         raise LayoutError(
             f'{root} holds severity folders ({", ".join(names)}), so it is one corruption, not an ImageNet-C root: '
             f'pass its parent folder (layout {IMAGENET_C_LAYOUT}).')
-    unknown = [n for n in names if n not in ALL_CORRUPTIONS]
-    near_misses = [n for n in unknown if difflib.get_close_matches(n.lower(), ALL_CORRUPTIONS, n=1, cutoff=0.6)]
-    if unknown and not near_misses and len(unknown) == len(names) and all(_has_image(root / n) for n in names[:3]):
+    if not names:
+        raise LayoutError(f'ImageNet-C folder {root} is empty: expected {IMAGENET_C_LAYOUT}.')
+    known = [n for n in names if family_of_name(n) is not None]
+    every_name = [c for f in FAMILIES.values() for c in f.names]
+    near_misses = [n for n in names if difflib.get_close_matches(n.lower(), every_name, n=1, cutoff=0.6)]
+    severity_names = {str(v) for v in SEVERITIES}
+    graded = any(set(_subfolders(root / n)) & severity_names for n in names[:3])
+    if not known and not near_misses and not graded and all(_has_image(root / n) for n in names[:3]):
         raise LayoutError(
             f'{root} looks like a plain ImageFolder (<root>/<class>/<image>), not ImageNet-C ({IMAGENET_C_LAYOUT}). '
             f'Make its corrupted copy with `python -m fan_stl corrupt {root} <dst>`, or evaluate it as clean data.')
-    if unknown:
-        raise LayoutError(_unknown_corruption_message(root, unknown))
+    try:
+        family = identify_family(names, f'corruption folder {root} (layout {IMAGENET_C_LAYOUT})')
+    except ValueError as e:
+        raise LayoutError(str(e)) from None
     if corruptions is not None:
         absent = [c for c in corruptions if c not in names]
         if absent:
             raise LayoutError(f'ImageNet-C folder {root} lacks the requested corruption(s): {", ".join(absent)}.')
-        names = [c for c in ALL_CORRUPTIONS if c in corruptions]
-    if not names:
-        raise LayoutError(f'ImageNet-C folder {root} is empty: expected {IMAGENET_C_LAYOUT}.')
+        names = [c for c in family.names if c in corruptions]
 
     cells: Dict[str, Dict[int, Path]] = {}
     classes: Optional[List[str]] = None
-    for corruption in sorted(names, key=ALL_CORRUPTIONS.index):
+    for corruption in sorted(names, key=family.names.index):
         folder = root / corruption
         severities = _subfolders(folder)
         wrong = [s for s in severities if s not in {str(v) for v in SEVERITIES}]
@@ -129,4 +127,4 @@ def discover_imagenet_c(root: Path, corruptions: Optional[Sequence[str]] = None)
                     f'(extra: {", ".join(extra[:5]) or "-"}; missing: {", ".join(lacking[:5]) or "-"}); every cell '
                     f'must hold the same class folders.')
             cells[corruption][severity] = cell
-    return ImageNetCLayout(root, cells, classes)
+    return ImageNetCLayout(root, cells, classes, family)

@@ -7,21 +7,31 @@ class-attention block, averaged over heads, detached). With `own` the record's p
     lam_attn = sum_n own[b, n] * attn[b, n] / sum_n attn[b, n]          (attention mass on the own region)
 
 * TransMix (released code): `lam = (lam_area + lam_attn) / 2`. (The TransMix paper describes the attention term
-  alone; its code averages it with the area.)
+  alone; its code averages it with the area.) Which tokens count as the partner's in `lam_attn` (`tokens`,
+  `--transmix-tokens`): `top_left` (default, the released `transmix.py`: its pixel box resized to the token grid by
+  nearest neighbour, so a token is inside when its top-left pixel is; `MixRecord.corner`) or `pixel_share` (each
+  token weighted by its exact share of own pixels, `MixRecord.own`). On timm's CutMix pixel boxes at 224 px the two
+  class shares differ by 0.012 on average for a uniform attention map and 0.017 for a peaked one (up to 0.06-0.39
+  on single samples); they agree on whole-token and Mixup records.
 * PAL (MixPro's code): `lam = alpha * lam_attn + (1 - alpha) * lam_area`, with the per-sample "progressive factor"
   `alpha = cos(area class target, softmax(logits))`, in [0, 1]: near 0 while predictions are uniform (the area label
   rules), towards 1 once they follow the mixed target (the attention label takes over). MixPro does not detach
-  `alpha`, so gradients also flow through the label; `detach_alpha=False` reproduces that, the default detaches it.
-  `alpha` may also be given as a fixed number: 0.5 is the equal average that MixPro's code leaves commented out (and
-  TransMix's rule). The spec this was written from records no other published form of alpha (the MixPro paper text
-  was not consulted), so none is offered.
+  `alpha`, so gradients also flow through the label; `alpha_grad=True` (`--pal-alpha-grad`) reproduces that, the
+  default detaches it. `alpha` may also be given as a fixed number: 0.5 is the equal average that MixPro's code leaves
+  commented out (and TransMix's rule). No other form of alpha is offered: MixPro's released code has no other (its
+  paper's text was not compared).
 
 Where they apply: MixPro uses PAL on MaskMix batches only, TransMix on CutMix batches only. A Mixup record owns the
 same share of every token, so `lam_attn = lam_area` and both rules leave it unchanged: applying them to every batch
-only differs from the originals on the spatial batches of the other method (PAL on CutMix, TransMix on MaskMix).
-MixPro's loss uses the unsmoothed one-hot targets with the rewritten lam; here the class target is
-`relabel(record, lam).class_target(soft)` with the record's own (smoothed) targets: set label smoothing 0 for
-MixPro's exact loss.
+only differs from the originals on the spatial batches of the other method (PAL on CutMix, TransMix on MaskMix;
+so `--mix-method mixpro --attention-relabel pal` also relabels its CutMix batches, which MixPro does not).
+
+Targets: here the class target is `relabel(record, lam).class_target(own)` with each sample's own label-smoothed
+target (`--smoothing`), and PAL's alpha compares the prediction with the smoothed area target. MixPro's PAL batches use
+unsmoothed one-hot targets with the rewritten lam, while its alpha and its Mixup / CutMix batches keep smoothing 0.1.
+`--smoothing 0` therefore matches MixPro's PAL-batch targets only: it also removes the smoothing from alpha's target
+and from the Mixup / CutMix batches, so no setting gives MixPro's PAL-on loss exactly. (MixPro's released
+configurations all have PAL off: `--mix-method mixpro --mix-pairing perm --attention-relabel none` is that recipe.)
 
 Each rule is a small object holding its own settings (`PAL(alpha, alpha_grad)`, `TransMix()`), built from `STLConfig`
 by its `ATTENTION_RELABELS` entry (`'none'` builds no rule) and called by the task as
@@ -37,8 +47,15 @@ import torch.nn.functional as F
 
 from .mix_record import MixRecord
 
-__all__ = ['ATTENTION_RELABELS', 'AttentionRelabel', 'PAL', 'TransMix', 'build_relabel', 'attention_own_share',
-           'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel']
+__all__ = ['ATTENTION_RELABELS', 'TRANSMIX_TOKENS', 'AttentionRelabel', 'PAL', 'TransMix', 'build_relabel',
+           'attention_own_share', 'transmix_lam', 'pal_alpha', 'pal_lam', 'relabel']
+
+# which token ownership TransMix's attention term reads: name -> record -> (B, N)
+_TRANSMIX_TOKENS: Dict[str, Callable[[MixRecord], torch.Tensor]] = {
+    'top_left': lambda record: record.corner,  # the released transmix.py (nearest-neighbour token mask)
+    'pixel_share': lambda record: record.own,
+}
+TRANSMIX_TOKENS = tuple(_TRANSMIX_TOKENS)
 
 
 def _check_attention(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
@@ -51,16 +68,18 @@ def _check_attention(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
     return attn.detach().float()
 
 
-def attention_own_share(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
-    """ `(B,)` share of each sample's patch attention that falls on its own content (`lam_attn`). """
+def attention_own_share(attn: torch.Tensor, record: MixRecord, own: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """ `(B,)` share of each sample's patch attention that falls on its own content (`lam_attn`), the tokens
+    weighted by `own (B, N)` (default: `record.own`, each token's exact share of own pixels). """
     attn = _check_attention(attn, record)
     total = attn.sum(dim=1).clamp_min(torch.finfo(attn.dtype).tiny)
-    return (record.own.to(attn) * attn).sum(dim=1) / total
+    return ((record.own if own is None else own).to(attn) * attn).sum(dim=1) / total
 
 
-def transmix_lam(attn: torch.Tensor, record: MixRecord) -> torch.Tensor:
-    """ TransMix's class share `(lam_area + lam_attn) / 2`, `(B,)`. """
-    return 0.5 * (record.lam.float() + attention_own_share(attn, record))
+def transmix_lam(attn: torch.Tensor, record: MixRecord, tokens: str = 'top_left') -> torch.Tensor:
+    """ TransMix's class share `(lam_area + lam_attn) / 2`, `(B,)`, a token counted as own by its top-left pixel
+    (`'top_left'`, the released code) or by its exact share of own pixels (`'pixel_share'`). """
+    return 0.5 * (record.lam.float() + attention_own_share(attn, record, _TRANSMIX_TOKENS[tokens](record)))
 
 
 def pal_alpha(logits: torch.Tensor, soft: torch.Tensor, record: MixRecord, detach: bool = True) -> torch.Tensor:
@@ -117,8 +136,22 @@ class AttentionRelabel:
 class TransMix(AttentionRelabel):
     """ TransMix (its released code): `lam = (lam_area + lam_attn) / 2`. """
 
+    def __init__(self, tokens: str = 'top_left'):
+        """
+        Args:
+            tokens: Which tokens are the partner's in `lam_attn`: `'top_left'` (those whose top-left pixel is, as the
+                released code) or `'pixel_share'` (each by its exact pixel share) (`--transmix-tokens`).
+        """
+        if tokens not in _TRANSMIX_TOKENS:
+            raise ValueError(f'transmix_tokens (--transmix-tokens) must be one of {TRANSMIX_TOKENS}; got {tokens!r}.')
+        self.tokens = tokens
+
+    @classmethod
+    def from_config(cls, config) -> 'TransMix':
+        return cls(config.transmix_tokens)
+
     def __call__(self, record: MixRecord, attn: torch.Tensor, logits: torch.Tensor, own: torch.Tensor) -> MixRecord:
-        return relabel(record, transmix_lam(attn, record))
+        return relabel(record, transmix_lam(attn, record, self.tokens))
 
 
 class PAL(AttentionRelabel):

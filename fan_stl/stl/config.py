@@ -17,14 +17,14 @@ from typing import Any, Dict, NamedTuple, Optional, Union
 
 import torch.nn as nn
 
-from .attention_labels import ATTENTION_RELABELS, build_relabel
+from .attention_labels import ATTENTION_RELABELS, TRANSMIX_TOKENS, build_relabel
 from .augment import BATCH_AUGMENTS, build_batch_augment
 from .consistency import JSD_WEIGHT
 from .eval_rule import EVAL_RULES, TRAINING_RULE
 from .maskmix import MASKMIX_MODES
 from .mix_method import PAIRINGS
 from .mixing import MIX_METHODS, build_mix_method
-from .teacher import LABEL_SOURCES, TOKEN_LABEL_MODES
+from .teacher import CLASS_TARGETS, LABEL_SOURCES, TOKEN_LABEL_MODES
 
 __all__ = ['Stage', 'STAGES', 'EVAL_RULES', 'STLConfig']
 
@@ -62,6 +62,11 @@ class STLConfig:
               'pretrained')
     label_source: str = _option('teacher', 'where token labels come from (a registered label source)',
                                 choices=lambda: tuple(LABEL_SOURCES))
+    label_maps: Optional[str] = _option(
+        None, 'with --label-source maps: the maps folder written by `python -m fan_stl label` (no --teacher then)')
+    class_target: str = _option('label', 'stl: the class-head target: the image label (label, the STL paper) or the '
+                                         'label source\'s prediction for the student\'s crop (crop, LV-ViT\'s '
+                                         'annotator)', choices=CLASS_TARGETS)
     cls_weight: float = _option(1.0, 'class-head loss weight')
     dense_weight: float = _option(1.0, 'token-head loss weight')
     token_label_mode: str = _option('gumbel', 'how teacher token logits become targets (gumbel, as the paper)',
@@ -85,6 +90,9 @@ class STLConfig:
     pal_alpha: Optional[float] = _option(None, 'pal: a fixed alpha in [0, 1] (default: the per-sample cosine of '
                                                'MixPro\'s code)', type=float)
     pal_alpha_grad: bool = _option(False, 'pal: let gradients flow through the cosine alpha (as MixPro\'s code)')
+    transmix_tokens: str = _option('top_left', 'transmix: a token is inside the CutMix box when its top-left pixel '
+                                               'is (top_left, the released code) or by its exact pixel share',
+                                   choices=TRANSMIX_TOKENS, method=True)
     follow_mixing: bool = _option(False, 'token targets follow every mix (per-token pixel ownership); beyond the '
                                          'paper, whose token labels ignore the mixing')
     # robust training (fan_stl.stl.augment, fan_stl.stl.consistency, fan_stl.stl.multiview, fan_stl.stl.student_source)
@@ -120,10 +128,13 @@ class STLConfig:
             choices = choices() if callable(choices) else choices
             if choices and not f.metadata['method'] and getattr(self, f.name) not in choices:
                 raise ValueError(f'STLConfig.{f.name}={getattr(self, f.name)!r} is not one of {tuple(choices)}.')
-        if self.needs_teacher and self.teacher is None:
+        if self.needs_teacher and self.teacher is None and LABEL_SOURCES[self.label_source].uses_teacher:
             raise ValueError(f'Stage {self.stage} needs a teacher: a stage-1 checkpoint (--teacher '
                              f'path/to/model_best.pth.tar --teacher-model fan_t_hybrid_tl), a pretrained *_tl model '
                              f'name, or a module.')
+        if self.class_target != 'label' and not self.needs_teacher:
+            raise ValueError(f'--class-target {self.class_target} takes the class target from the label source of '
+                             f'stage stl; stage {self.stage} trains on image labels (use --class-target label).')
         if not self.needs_teacher and self.teacher is not None:
             raise ValueError(f'A teacher is only used by stage stl; stage {self.stage} learns from image labels alone.')
         build_mix_method(self)  # the method and the relabel rule check their own settings
@@ -146,6 +157,11 @@ class STLConfig:
         if self.jsd_tokens and not (self.jsd_loss and self.token_head):
             raise ValueError('--jsd-tokens adds a JS term on the token predictions: it needs --jsd-loss and a '
                              'token-head stage (tl or stl).')
+        if self.needs_teacher and (self.aug_splits or self.student_data_dir) and not LABEL_SOURCES[
+                self.label_source].teacher_view:
+            raise ValueError(f'--label-source {self.label_source} labels no teacher view, so --aug-splits (whose clean '
+                             f'split is the teacher view) and --student-data-dir have nothing to pair with; use an '
+                             f'online label source (e.g. teacher).')
         if self.student_data_dir and (not self.needs_teacher or self.aug_splits):
             raise ValueError('--student-data-dir gives the student view of stage stl its own source; it needs '
                              'stage stl without --aug-splits.')

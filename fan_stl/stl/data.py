@@ -5,9 +5,11 @@
 
 `STLData` makes every data-side decision a stage needs, so the engine, the train.py launcher and an own loop agree:
 
-* `dataset(train_set)`: stage stl wraps the training set in `PairedViewDataset` (a clean teacher view beside the
-  student view, read from `--student-data-dir` when set); with `--aug-splits k` every stage wraps it in
-  `SplitViewDataset` instead (k views, split 0 clean: the teacher's in stage stl); otherwise it stays as it is;
+* `dataset(train_set)`: stage stl wraps the training set as its label source says (`PairedViewDataset`, a clean
+  teacher view beside the student view, read from `--student-data-dir` when set, for the online sources;
+  `CropRecordDataset`, each sample's crop box and flips, for stored label maps); with `--aug-splits k` every stage
+  wraps it in `SplitViewDataset` instead (k views, split 0 clean: the teacher's in stage stl); other stages keep it
+  as it is;
 * `re_split`: with the prefetcher, random erasing must spare the teacher split (timm's `re_split=True`);
 * `mixer(prefetcher=..., **timm_mixup_args)`: the config's mixing method (built by its `MIX_METHODS` entry) in
   `STLCollateMixup` (prefetcher: the loader's `collate_fn`) or `STLMixup` (applied to each batch), paired in stage stl;
@@ -27,8 +29,8 @@ from .config import STLConfig
 from .mix_method import MixMethod
 from .mixing import STLCollateMixup, STLMixup, build_mix_method
 from .multiview import SplitViewDataset, SplitViewLoader
-from .student_source import StudentSource
-from .views import PairedViewDataset, PairedViewLoader
+from .teacher import LABEL_SOURCES
+from .views import PairedViewLoader
 
 __all__ = ['STLData', 'build_data', 'check_steps_per_epoch']
 
@@ -51,7 +53,9 @@ class STLData:
         self.method = method
         self.token_stride = token_stride
         self.num_splits = config.aug_splits
-        self.paired = config.needs_teacher and not self.num_splits  # with splits, the clean split is the teacher's
+        self.source = LABEL_SOURCES[config.label_source] if config.needs_teacher else None
+        # with splits, the clean split is the teacher's view: no separate pairing
+        self.paired = self.source is not None and self.source.teacher_view and not self.num_splits
 
     @property
     def re_split(self) -> bool:
@@ -75,13 +79,11 @@ class STLData:
                 f'default).')
 
     def dataset(self, dataset: Dataset) -> Dataset:
-        """ The training set of the stage: split views with --aug-splits, else paired views in stage stl. """
+        """ The training set of the stage: split views with --aug-splits; in stage stl, the label source's (paired
+        views for the online sources, the crop record for stored maps). """
         if self.num_splits:
             return SplitViewDataset(dataset, self.num_splits, student_only=self.config.needs_teacher)
-        if self.paired:
-            source = self.config.student_data_dir
-            return PairedViewDataset(dataset, StudentSource(dataset, source) if source else None)
-        return dataset
+        return dataset if self.source is None else self.source.training_set(dataset, self.config)
 
     def mixer(self, prefetcher: bool = False, **mixup_args: Any) -> Optional[Union[STLMixup, STLCollateMixup]]:
         """ The stage's mixer with timm's Mixup arguments (`mixup_alpha`, `cutmix_alpha`, `label_smoothing`,

@@ -9,27 +9,42 @@
 
 where `SCE(x, t) = sum_c -t_c * log_softmax(x)_c` averaged over rows. Image targets `y` are soft `(B, K)` (mixed and
 smoothed by Mixup/CutMix) or class indices `(B,)` (smoothed here with `label_smoothing`).
+
+Soft image targets must be distributions (>= 0, rows summing to 1; `fan_stl.stl.targets.check_simplex`), else they
+are refused. Class indices equal to `IGNORE_INDEX` (-100, torch's) are left out of the mean, as in
+`F.cross_entropy`; a batch whose image targets are all ignored contributes a zero class loss (and, in stage tl, a zero
+token loss, which is made from the same targets) with a warning shown once, instead of the nan of an empty mean. In
+stage stl the token targets (the teacher's) still count.
 """
+import warnings
 from typing import Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .targets import TokenLabelTarget
+from .targets import TokenLabelTarget, check_simplex
 
-__all__ = ['TokenLabelLoss', 'soft_target_cross_entropy']
+__all__ = ['IGNORE_INDEX', 'TokenLabelLoss', 'soft_target_cross_entropy']
+
+IGNORE_INDEX = -100
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.) -> torch.Tensor:
     """ Mean cross-entropy of `logits (M, K)` against soft targets `(M, K)` or class indices `(M,)`, in fp32. """
     logits = logits.float()
     if target.ndim == logits.ndim - 1 and not target.is_floating_point():
-        return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        if target.numel() and (target == IGNORE_INDEX).all():
+            warnings.warn(f'every class target of this batch is the ignore index {IGNORE_INDEX}: it contributes zero '
+                          f'loss (shown once).', stacklevel=3)
+            return logits.sum() * 0.  # zero, and still part of the graph so that backward() works
+        return F.cross_entropy(logits, target, label_smoothing=label_smoothing, ignore_index=IGNORE_INDEX)
     if target.shape != logits.shape:
         raise ValueError(
             f'Target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: soft targets must be '
             f'(batch, num_classes) with the model\'s num_classes, class indices must be an integer (batch,) tensor.')
+    check_simplex(target, 'Soft image targets', 'Pass probabilities (e.g. one-hot or mixed one-hot targets), or '
+                                                'class indices as an integer (batch,) tensor.')
     return torch.sum(-target.float() * F.log_softmax(logits, dim=-1), dim=-1).mean()
 
 

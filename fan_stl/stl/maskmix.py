@@ -2,13 +2,16 @@
 
 `MaskMix(cell, alpha, mode, pairing)` draws MaskMix's pixel ownership: a grid of square cells of `cell x token_stride`
 pixels; each sample keeps `ceil(M * r)` of its `M` cells (chosen at random per sample), `r ~ Beta(alpha, alpha)`
-drawn once per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner. The exact
-fraction of own pixels is the class share `lam` (cells cropped at the image border count by their visible area).
+drawn once per batch (`mode='batch'`, MixPro's code) or per sample (`mode='elem'`); the rest comes from the partner.
+The exact fraction of own pixels is the class share `lam` (cells cropped at the image border count by their visible
+area; MixPro's code counts cells, `k / M`, which differs only when cells are cropped).
 
 Cell size: MixPro's 56 px cells are 4 tokens of its patch-14 DeiTs (a 4 x 4 grid at 224 px). With 16 px tokens a
 224 px image is 14 tokens wide, so `cell=7` gives a 2 x 2 grid, 2 a 7 x 7 grid, and the default 4 a 4 x 4
 grid of 64 px cells whose last row and column are cropped to 32 px (every token still belongs to one image). A cell
-that covers the whole image (k = 4 at 64 px) is refused: nothing would be mixed.
+that covers the whole image (k = 4 at 64 px) is refused: nothing would be mixed. `mixpro_grid_cell(img_size)` picks
+the cell whose grid is MixPro's 4 x 4 (4 at 224 px, 2 at 128 px, 1 at 64 px), or the nearest where whole tokens do
+not allow 4 x 4 (32 px: 2 x 2).
 
 `MixPro(p_maskmix, maskmix, timm_mix)` is MixPro's schedule: MaskMix with probability `p_maskmix` per batch, else
 timm's Mixup / CutMix (`MixupCutMix`). Both are `MixMethod`s, registered in `fan_stl.stl.mixing.MIX_METHODS`.
@@ -41,8 +44,15 @@ def check_maskmix_grid(height: int, width: int, cell_tokens: int, token_stride: 
 
 
 def mixpro_grid_cell(img_size: int, token_stride: int = 16) -> int:
-    """ The cell side in tokens (`--maskmix-cell`) that gives MixPro's 4 x 4 grid at `img_size` (at least 1). """
-    return max(1, img_size // (4 * token_stride))
+    """ The cell side in tokens (`--maskmix-cell`) whose grid is closest to MixPro's 4 x 4 at `img_size`: exactly
+    4 x 4 whenever whole-token cells allow it (e.g. 64, 128 and 224 px at 16 px tokens: cells of 1, 2 and 4 tokens,
+    the last at 224 px cropped to 2 tokens); else the nearest grid of at least two cells, the smaller on a tie
+    (32 px: 2 x 2 of 1-token cells; 96 px: 3 x 3 of 2-token cells). """
+    tokens = img_size // token_stride
+    if tokens < 2:
+        raise ValueError(f'MaskMix needs an image of at least two {token_stride}-pixel tokens per side; got '
+                         f'{img_size} px.')
+    return min(range(1, tokens), key=lambda cell: (abs(math.ceil(tokens / cell) - 4), math.ceil(tokens / cell)))
 
 
 class MaskMix(MixMethod):

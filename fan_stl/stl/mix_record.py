@@ -7,9 +7,13 @@ producers of a record; PAL and TransMix rewrite `lam` only; the token targets co
 
     target[b, n] = own[b, n] * tokens[b, n] + (1 - own[b, n]) * tokens[partner[b], n]
 
+`corner[b, n]` is the ownership of token `n`'s top-left pixel alone: the token mask TransMix's released code reads
+(its pixel box resized to the token grid by nearest neighbour). It equals `own` wherever a token is whole or evenly
+blended (Mixup, MaskMix, MixToken) and differs only on tokens a pixel box cuts (CutMix).
+
 To travel through timm's data path (worker processes, `pin_memory`, the prefetcher's `.to(device)`, `FastCollateMixup`)
-a record is packed into plain float columns appended to the soft image target: `(B, K)` -> `(B, K + 2 + N)` =
-`[soft target | lam | partner | own]`, and unpacked where the target is consumed.
+a record is packed into plain float columns appended to the soft image target: `(B, K)` -> `(B, K + 2 + 2N)` =
+`[soft target | lam | partner | own | corner]`, and unpacked where the target is consumed.
 
 The one layout of the whole wing: the packed soft columns hold each sample's OWN (smoothed) target, never the mixed
 one; the class target is made where it is consumed, `record.class_target(soft) = lam * soft + (1 - lam) *
@@ -32,10 +36,15 @@ class MixRecord:
     own: torch.Tensor  # (B, N) float in [0, 1]
     partner: torch.Tensor  # (B,) int64 batch indices
     lam: torch.Tensor  # (B,) float in [0, 1]
+    corner: Optional[torch.Tensor] = None  # (B, N) ownership of each token's top-left pixel; None: `own`
 
     def __post_init__(self):
         if self.own.ndim != 2:
             raise ValueError(f'MixRecord.own must be (batch, tokens); got shape {tuple(self.own.shape)}.')
+        if self.corner is None:
+            self.corner = self.own
+        elif self.corner.shape != self.own.shape:
+            raise ValueError(f'MixRecord.corner {tuple(self.corner.shape)} must match own {tuple(self.own.shape)}.')
         batch = self.own.shape[0]
         if tuple(self.partner.shape) != (batch,) or tuple(self.lam.shape) != (batch,):
             raise ValueError(
@@ -66,11 +75,14 @@ class MixRecord:
             lam: Optional[torch.Tensor] = None,
     ) -> 'MixRecord':
         """ From a pixel ownership map `mask (B, H, W)` (1 = own pixel; fractions for blends): the share of own pixels
-        under each `stride x stride` token, row-major; `lam` defaults to the share of own pixels in the image. """
+        under each `stride x stride` token, row-major, and the ownership of each token's top-left pixel (`corner`);
+        `lam` defaults to the share of own pixels in the image. """
         if mask.ndim != 3:
             raise ValueError(f'A pixel ownership mask must be (batch, height, width); got {tuple(mask.shape)}.')
-        own = F.avg_pool2d(mask[:, None].float(), stride).flatten(1)
-        return cls(own=own, partner=partner, lam=mask.float().mean((1, 2)) if lam is None else lam.float())
+        own = F.avg_pool2d(mask[:, None].float(), stride)
+        corner = mask[:, ::stride, ::stride][:, :own.shape[2], :own.shape[3]].float()
+        return cls(own=own.flatten(1), partner=partner, lam=mask.float().mean((1, 2)) if lam is None else lam.float(),
+                   corner=corner.flatten(1))
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -89,26 +101,30 @@ class MixRecord:
         return lam * soft + (1. - lam) * soft[self.partner.to(soft.device)]
 
     def pack(self, soft_target: torch.Tensor) -> torch.Tensor:
-        """ `[soft_target | lam | partner | own]` as one float tensor `(B, K + 2 + N)` (see the module docstring). """
+        """ `[soft_target | lam | partner | own | corner]` as one float tensor `(B, K + 2 + 2N)` (see the module
+        docstring). """
         soft_target = soft_target.float()  # partner indices stay exact in fp32
         columns = [soft_target, self.lam[:, None].to(soft_target), self.partner[:, None].to(soft_target),
-                   self.own.to(soft_target)]
+                   self.own.to(soft_target), self.corner.to(soft_target)]
         return torch.cat([c.to(soft_target.device) for c in columns], dim=1)
 
     @classmethod
     def unpack(cls, packed: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 'MixRecord']:
         """ `(soft_target (B, K), record)` from a tensor made by `pack`. """
-        if packed.ndim != 2 or packed.shape[1] <= num_classes + _HEADER:
+        token_columns = packed.shape[1] - num_classes - _HEADER if packed.ndim == 2 else 0
+        if token_columns <= 0 or token_columns % 2:
             raise ValueError(
-                f'A packed mix target for {num_classes} classes must be (batch, {num_classes} + 2 + tokens); got '
+                f'A packed mix target for {num_classes} classes must be (batch, {num_classes} + 2 + 2 x tokens); got '
                 f'{tuple(packed.shape)}. Check that --num-classes matches the data and the teacher.')
-        soft, lam, partner, own = packed.split(
-            [num_classes, 1, 1, packed.shape[1] - num_classes - _HEADER], dim=1)
-        return soft, cls(own=own.float(), partner=partner[:, 0].round().long(), lam=lam[:, 0].float())
+        soft, lam, partner, own, corner = packed.split(
+            [num_classes, 1, 1, token_columns // 2, token_columns // 2], dim=1)
+        return soft, cls(own=own.float(), partner=partner[:, 0].round().long(), lam=lam[:, 0].float(),
+                         corner=corner.float())
 
     def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> 'MixRecord':
         return MixRecord(
             own=self.own.to(device, non_blocking=non_blocking),
             partner=self.partner.to(device, non_blocking=non_blocking),
             lam=self.lam.to(device, non_blocking=non_blocking),
+            corner=self.corner.to(device, non_blocking=non_blocking),
         )

@@ -33,6 +33,7 @@ from timm.data.loader import fast_collate
 from timm.data.mixup import FastCollateMixup, Mixup, mixup_target
 
 from ..models.fan import TOKEN_STRIDE
+from .crop_record import attach_crops, split_crop_target
 from .maskmix import MaskMix, MixPro
 from .mix_method import MixMethod, unmixed
 from .mix_record import MixRecord
@@ -96,6 +97,7 @@ class _ProducesMixRecord:
 
     def mix_images(self, images: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """ Mixed images `(B, C, H, W)` (float or uint8) and the packed target `[own soft | lam | partner | own]`. """
+        target, crops = split_crop_target(target)  # a maps-source crop record rides at the end, unmixed
         batch, _, height, width = images.shape
         partner = self.method.partners(batch)
         own, lam = self.method.draw(self, batch, height, width) if self.mixup_enabled else unmixed(batch)
@@ -105,7 +107,7 @@ class _ProducesMixRecord:
             images = mixed if images.is_floating_point() else torch.round(mixed).to(images.dtype)
         record = MixRecord.from_pixel_mask(own.expand(batch, height, width), partner, self.token_stride, lam=lam)
         soft = mixup_target(target, self.num_classes, 1., self.label_smoothing)  # each sample's own target
-        return images, record.pack(soft)
+        return images, attach_crops(record.pack(soft), crops)
 
 
 class STLMixup(_ProducesMixRecord, Mixup):

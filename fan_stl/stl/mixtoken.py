@@ -1,7 +1,9 @@
 """MixToken (LV-ViT): mix tokens after the patch embedding, un-mix the token predictions, mix the class target.
 
-`MixToken` draws, once per batch, `lam ~ Beta(alpha, alpha)` and a box on the token grid with timm's `rand_bbox`
-(side `int(grid * sqrt(1 - lam))`, uniform centre, clipped to the grid, as LV-ViT), and returns a `MixRecord`:
+`MixToken` draws, once per batch, `lam ~ Beta(alpha, alpha)` and a box on the token grid as LV-ViT does
+(`lvvit_token_box`: side `cut = int(grid * sqrt(1 - lam))`, uniform centre `c`, rows and columns `c - cut // 2` up to
+`c + cut // 2`, clipped to the grid; timm's `rand_bbox` ends at `c + (cut + 1) // 2`, one token later for odd `cut`,
+which on a 14 x 14 grid raises the mean mixed share from 0.271 to 0.297), and returns a `MixRecord`:
 `own = 0` inside the box (those tokens are the partner's), 1 outside; `lam = 1 - |box| / N` (the exact token area,
 recomputed after clipping); `partner` from `pairing` (`'flip'`, LV-ViT's reversed batch, or `'perm'`).
 
@@ -32,12 +34,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from timm.data.mixup import rand_bbox
-
 from .mix_method import MixMethod, Ownership, check_token_grid, unmixed
 from .mix_record import MixRecord
 
-__all__ = ['MixToken', 'PatchCutMix', 'record_args', 'unmix_tokens', 'unmixed_record']
+__all__ = ['MixToken', 'PatchCutMix', 'lvvit_token_box', 'record_args', 'unmix_tokens', 'unmixed_record']
+
+
+def lvvit_token_box(grid: Tuple[int, int], lam: float) -> Tuple[int, int, int, int]:
+    """ LV-ViT's MixToken box `(top, bottom, left, right)` on a `(rows, cols)` token grid for the area draw `lam`:
+    side `int(size * sqrt(1 - lam))` per axis, a uniform centre `c`, from `c - side // 2` to `c + side // 2` (an even
+    extent: one token shorter than timm's `rand_bbox` for odd sides), clipped to the grid. """
+    rows, cols = grid
+    ratio = np.sqrt(1. - lam)
+    cut_rows, cut_cols = int(rows * ratio), int(cols * ratio)
+    centre_row, centre_col = np.random.randint(rows), np.random.randint(cols)
+    top, bottom = np.clip((centre_row - cut_rows // 2, centre_row + cut_rows // 2), 0, rows)
+    left, right = np.clip((centre_col - cut_cols // 2, centre_col + cut_cols // 2), 0, cols)
+    return int(top), int(bottom), int(left), int(right)
 
 
 def _forward_arguments(model: nn.Module) -> Tuple[str, ...]:
@@ -85,9 +98,7 @@ class MixToken(MixMethod):
         default this method's). """
         if not self.mixup_enabled or np.random.rand() >= (self.prob if prob is None else prob):
             return 0, 0, 0, 0
-        lam = np.random.beta(self.alpha, self.alpha)
-        top, bottom, left, right = rand_bbox(grid, lam)
-        return int(top), int(bottom), int(left), int(right)
+        return lvvit_token_box(grid, np.random.beta(self.alpha, self.alpha))
 
     def __call__(
             self,
@@ -108,7 +119,7 @@ class MixToken(MixMethod):
 
 
 class PatchCutMix(MixToken):
-    """ MixToken in pixel space: its token-grid box (on `--mixup-prob` of the batches) pasted in pixels. """
+    """ MixToken in pixel space: its token-grid box (LV-ViT's, on `--mixup-prob` of the batches) pasted in pixels. """
 
     needs_mixup_slot = True
     token_mixer = None

@@ -16,8 +16,9 @@ config's registries. A `token_mixer` (the method's, e.g. MixToken's) draws a tok
 the model (`model(x, token_mix=...)`; the token targets always follow it, which is LV-ViT's un-mixing of the token
 predictions as one loss). A `relabel` rule (PAL, TransMix) asks the model for its class attention
 (`return_attn=True`) and rewrites `record.lam` before the class loss. Both are explicit forward arguments: no hooks,
-compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl. Combinations that
-cannot work are refused here, with the fix (each method and rule checks the model itself).
+compiled and EMA models work. The `labeler` (a label source) makes the token targets of stage stl: from the
+teacher view, or (stored label maps, a labeler with `reads_crops`) from the crop record at the target's end.
+Combinations that cannot work are refused here, with the fix (each method and rule checks the model itself).
 
 Robust training, in every stage: the config's student-only batch augmentation (`fan_stl.stl.augment`) runs after
 the mixer and before the forward pass, in [0, 1] pixel space (the teacher view, and the clean split, untouched); soft
@@ -45,6 +46,7 @@ from .attention_labels import AttentionRelabel, build_relabel
 from .augment import BatchAugment, Softening, build_batch_augment
 from .config import STLConfig
 from .consistency import ViewConsistency
+from .crop_record import split_crop_target
 from .loss import TokenLabelLoss
 from .mix_method import MixMethod
 from .mix_record import MixRecord
@@ -66,7 +68,7 @@ def split_target(target: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, 
         return target, None
     raise ValueError(
         f'Unexpected STL target of shape {tuple(target.shape)} for {num_classes} classes: expected class indices, '
-        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + tokens). Check that '
+        f'soft targets (B, {num_classes}) or a packed mix target (B, {num_classes} + 2 + 2 x tokens). Check that '
         f'--num-classes matches the data and the teacher.')
 
 
@@ -94,7 +96,8 @@ class STLTask(ClassificationTask):
         Args:
             model: The model to train.
             criterion: `TokenLabelLoss` (stages tl, stl) or a soft-target loss on the class logits (stage plain).
-            labeler: The stage-stl label source (teacher view -> token targets).
+            labeler: The stage-stl label source (teacher view -> token targets, or token targets and each view's own
+                class target, which then replaces the image label).
             follow_mixing: Token targets follow the record of every mixed batch.
             token_mixer: A token-space method's record draw `(batch, grid, device) -> MixRecord`, mixed inside the
                 model (the `token_mixer` of the mixing method; None for pixel-space methods).
@@ -136,14 +139,27 @@ class STLTask(ClassificationTask):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
         per_split = check_num_splits(input.shape[0], self.num_splits) if self.num_splits > 1 else input.shape[0]
-        image_target, record = split_target(target[:per_split], self.num_classes)
-        tokens = None
-        if self.labeler is not None:
+        target = target[:per_split]  # split-major batches repeat the target per split
+        tokens = crop_target = None
+        if getattr(self.labeler, 'reads_crops', False):  # stored maps: the crop record, no teacher view
+            target, crops = split_crop_target(target)
+            if crops is None:
+                raise ValueError('The maps label source needs each sample\'s crop record in the target: build the '
+                                 'training set with build_data(config).dataset(...) (CropRecordDataset).')
+            tokens = self.labeler(crops, (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))
+        elif self.labeler is not None:
             if self.num_splits > 1:
                 teacher_images = input[:per_split]  # the clean split is the teacher view
             else:
                 teacher_images, input = split_views(input)
             tokens = self.labeler(teacher_images)
+            if isinstance(tokens, tuple):  # `--class-target crop`: the label source's crop label is the own target
+                tokens, crop_target = tokens
+            tokens = tokens.check_grid(
+                (input.shape[-2] // TOKEN_STRIDE, input.shape[-1] // TOKEN_STRIDE))  # by position, not count
+        image_target, record = split_target(target, self.num_classes)
+        if crop_target is not None:
+            image_target = crop_target
         softening = None
         if self.batch_augment is not None and self.training:
             input, softening = self._augment(input, per_split if self.num_splits > 1 else 0)
@@ -260,4 +276,7 @@ def build_task(
         source = LABEL_SOURCES[config.label_source]
         labeler = source(config, model_name or model.default_cfg.get('architecture', ''), model.num_classes,
                          device or torch.device('cpu'), smoothing, seed, rank, autocast)
+        if config.class_target == 'crop' and not getattr(labeler, 'crop_labels', False):
+            raise ValueError(f'--label-source {config.label_source} gives no crop-level class target; use '
+                             f'--class-target label with it.')
     return STLTask(model=model, criterion=criterion, labeler=labeler, follow_mixing=config.follow_mixing, **common)

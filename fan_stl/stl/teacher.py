@@ -3,8 +3,9 @@
 A label source turns the clean teacher view of a batch into `TokenTargets`. `LABEL_SOURCES` maps each
 `STLConfig.label_source` name to a `LabelSource`: `check_teacher(config)` refuses a `--teacher` it cannot use before
 any work (the launcher asks it, by registry, not by name) and calling it builds the labeler. Adding a source is one
-`LabelSource` subclass and one registry line. Sources: `teacher` (the paper's FAN token labeler) and `annotator` (any
-timm classifier applied densely, `fan_stl.stl.annotator`).
+`LabelSource` subclass and one registry line. Sources: `teacher` (the paper's FAN token labeler), `annotator` (any
+timm classifier applied densely, `fan_stl.stl.annotator`) and `maps` (label maps stored once by `fan_stl label`,
+`fan_stl.stl.label_maps`). `LabelSource` itself is in `fan_stl.stl.label_source`.
 
 `TeacherTokenLabeler` wraps any model exposing `forward_dense(x) -> (cls_logits, token_logits (B, N, K))` (our
 `*_tl` models first), keeps it frozen in eval mode, runs it without gradients under the same autocast as the student
@@ -17,12 +18,18 @@ and turns its token logits into compact `TokenTargets`:
 * `topk`: the `topk` most likely classes with their renormalised probabilities, then smoothing.
 
 The Gumbel noise comes from a private generator seeded from `(seed, rank)`: reproducible, and different per DDP rank.
+
+Class target (`CLASS_TARGETS`, `--class-target`): `label` (default, the STL paper) keeps each image's label as the
+class-head target; `crop` replaces it by the label source's own prediction for the crop the student sees,
+`softmax(cls_logits / temperature)` smoothed as the token labels (LV-ViT's machine annotator: its class token learns
+the annotator's crop-level label, not the ImageNet label). With `crop` the labeler returns
+`(TokenTargets, crop targets (B, K))` and the task uses the crop targets as each sample's own class target (mixed by
+the batch's mix record as any own target).
 """
 import contextlib
 import os
-from typing import Callable, ContextManager, Dict, Optional
+from typing import Callable, ContextManager, Dict, Optional, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -31,17 +38,15 @@ import timm
 from ..models.fan import TOKEN_STRIDE
 from ..weights import create_pretrained, load_checkpoint
 from .annotator import DenseAnnotator, load_annotator, resolve_annotator
+from .label_maps import MapsSource
+from .label_source import LabelSource, rank_seed
 from .targets import TokenTargets
 
-__all__ = ['TOKEN_LABEL_MODES', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'annotator_labeler',
-           'load_teacher', 'rank_seed']
+__all__ = ['TOKEN_LABEL_MODES', 'CLASS_TARGETS', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler',
+           'annotator_labeler', 'load_teacher', 'rank_seed']
 
 TOKEN_LABEL_MODES = ('gumbel', 'argmax', 'soft', 'topk')
-
-
-def rank_seed(seed: int, rank: int, stream: int = 0) -> int:
-    """ A 63-bit seed for random stream `stream` of DDP rank `rank`, derived from the run seed. """
-    return int(np.random.SeedSequence([seed, rank, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+CLASS_TARGETS = ('label', 'crop')  # the class-head target: the image label, or the label source's crop prediction
 
 
 def _check_token_head(model: nn.Module, what: str) -> None:
@@ -65,6 +70,7 @@ class TeacherTokenLabeler:
             seed: int = 0,
             rank: int = 0,
             autocast: Optional[Callable[[], ContextManager]] = None,
+            crop_labels: bool = False,
     ):
         """
         Args:
@@ -76,6 +82,7 @@ class TeacherTokenLabeler:
             seed: Run seed of the Gumbel noise stream.
             rank: DDP rank (each rank draws its own stream).
             autocast: Context factory the teacher runs under (the student's autocast); None runs it as is.
+            crop_labels: Also return the teacher's class prediction for each view as its class target (`crop`).
         """
         _check_token_head(teacher, f'Teacher {type(teacher).__name__}')
         if mode not in TOKEN_LABEL_MODES:
@@ -91,6 +98,7 @@ class TeacherTokenLabeler:
         self.topk = topk
         self.seed = rank_seed(seed, rank)
         self.autocast = autocast or contextlib.nullcontext
+        self.crop_labels = crop_labels
         self._generator: Optional[torch.Generator] = None
 
     @property
@@ -103,21 +111,31 @@ class TeacherTokenLabeler:
         uniform = torch.rand(like.shape, generator=self._generator, device=like.device).clamp_(1e-20, 1.)
         return -torch.log(-torch.log(uniform))
 
-    def __call__(self, images: torch.Tensor) -> TokenTargets:
-        """ Token targets `(B, N, K)` for teacher views `images (B, C, H, W)`. """
+    def __call__(self, images: torch.Tensor) -> Union[TokenTargets, Tuple[TokenTargets, torch.Tensor]]:
+        """ Token targets `(B, N, K)` for teacher views `images (B, C, H, W)`; with `crop_labels` also each view's
+        class target `(B, K)`. """
         self.teacher.eval()  # guard against a caller switching it back to train mode
         with torch.no_grad(), self.autocast():
-            _, token_logits = self.teacher.forward_dense(images)
-        logits = token_logits.float() / self.temperature
+            cls_logits, token_logits = self.teacher.forward_dense(images)
+        stride = getattr(self.teacher, 'token_stride', TOKEN_STRIDE)
+        grid = (images.shape[-2] // stride, images.shape[-1] // stride)
+        tokens = self._token_targets(token_logits.float() / self.temperature, grid)
+        if not self.crop_labels:
+            return tokens
+        crop = (cls_logits.float() / self.temperature).softmax(-1)
+        return tokens, (1. - self.smoothing) * crop + self.smoothing / crop.shape[-1]
+
+    def _token_targets(self, logits: torch.Tensor, grid: Tuple[int, int]) -> TokenTargets:
         num_classes = logits.shape[-1]
+        common = dict(smoothing=self.smoothing, grid=grid)
         if self.mode == 'soft':
-            return TokenTargets(num_classes, probs=logits.softmax(-1), smoothing=self.smoothing)
+            return TokenTargets(num_classes, probs=logits.softmax(-1), **common)
         if self.mode == 'topk':
             values, indices = logits.topk(min(self.topk, num_classes), dim=-1)
-            return TokenTargets(num_classes, indices=indices, weights=values.softmax(-1), smoothing=self.smoothing)
+            return TokenTargets(num_classes, indices=indices, weights=values.softmax(-1), **common)
         if self.mode == 'gumbel':
             logits = logits + self._gumbel_noise(logits)
-        return TokenTargets(num_classes, indices=logits.argmax(-1), smoothing=self.smoothing)
+        return TokenTargets(num_classes, indices=logits.argmax(-1), **common)
 
 
 def load_teacher(
@@ -159,25 +177,12 @@ def _labeler(config, teacher: nn.Module, num_classes: int, image_smoothing: floa
     labeler = TeacherTokenLabeler(
         teacher, mode=config.token_label_mode, smoothing=config.token_smoothing(image_smoothing),
         temperature=config.token_label_temperature, topk=config.token_label_topk, seed=seed, rank=rank,
-        autocast=autocast)
+        autocast=autocast, crop_labels=config.class_target == 'crop')
     if labeler.num_classes != num_classes:
         raise ValueError(
             f'The teacher predicts {labeler.num_classes} classes but the student is trained on {num_classes}; '
             f'use a teacher trained on the same classes (or set --num-classes to match).')
     return labeler
-
-
-class LabelSource:
-    """ Where token labels come from (see the module docstring). """
-
-    def check_teacher(self, config) -> None:
-        """ Refuse, before any work, a `config.teacher` name or path this source cannot load, naming the fix. """
-
-    def __call__(self, config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
-                 seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]
-                 ) -> Callable[[torch.Tensor], TokenTargets]:
-        """ The labeler: teacher-view images `(B, C, H, W)` -> `TokenTargets (B, N, K)`. """
-        raise NotImplementedError
 
 
 class TeacherSource(LabelSource):
@@ -222,4 +227,5 @@ class AnnotatorSource(LabelSource):
 LABEL_SOURCES: Dict[str, LabelSource] = {
     'teacher': TeacherSource(),
     'annotator': AnnotatorSource(),
+    'maps': MapsSource(),
 }

@@ -1,20 +1,22 @@
 """A small STL training loop built from timm parts: `train(TrainConfig) -> TrainResult`.
 
 It trains one stage with the same `build_task` and `build_data` as the train.py launcher (`python -m fan_stl.train`),
-on timm's
-utilities: `create_dataset` / `create_loader` (prefetcher or not), `create_optimizer_v2`, `create_scheduler_v2`,
-`init_distributed_device` (DDP under `torchrun`), `NativeScaler` (fp16), `ModelEmaV3`, `CheckpointSaver` (last, best
-and numbered checkpoints written to a temp file and moved into place) and `resume_checkpoint(weights_only=True)`.
+on timm's utilities: `create_dataset` / `create_loader` (prefetcher or not), `create_optimizer_v2`,
+`create_scheduler_v2`, `init_distributed_device` (DDP under `torchrun`), `NativeScaler` (fp16), `ModelEmaV3` and
+`CheckpointSaver` (last, best and numbered checkpoints, replaced atomically: `fan_stl.training.checkpoints`, which
+also reads a file to resume from with `weights_only=True` and refuses one that is not a whole training checkpoint).
 Stage `tl` trains a token labeler, `stl` a student with a frozen teacher, `plain` the baseline with the same recipe.
 
 Defaults follow the official STL recipe (NVlabs/STL scripts, FAN-T size): AdamW lr 2e-3, weight decay 0.05, cosine
-per epoch with 5 warm-up epochs from 1e-6 and 10 cooldown epochs at min lr 1e-6 (trained epochs = epochs + 10),
+per epoch with 5 warm-up epochs from 1e-6 and 10 cooldown epochs at min lr 1e-6 AFTER `epochs` (as timm counts
+them: a run trains `epochs + cooldown_epochs` epochs, so `epochs=1` trains 11; `cooldown_epochs=0` trains `epochs`),
 batch 128 per process, drop path 0.05, RandAugment m9 mstd0.5 with increasing ops, random erasing 0.3 (pixel),
 Mixup 0.8 / CutMix 1.0 (batch mode, switch 0.5), label smoothing 0.1, EMA 0.99992 updated every step, best checkpoint
 chosen on the EMA's class-head top-1, fp16 AMP with a grad scaler on GPU, seed 42. Differences from it:
 
 * `aa` caps RandAugment at magnitude 9 (`-mmax9`): the official string crashes with Pillow >= 13;
-* `epochs` defaults to 1 epoch of a short run unless set (official 350), `workers` to 4 (official 16);
+* `epochs` defaults to 1 epoch of a short run unless set (official 350; with the 10 cooldown epochs 11 epochs are
+  trained), `workers` to 4 (official 16);
 * AMP is off on CPU (`amp=None`: on when CUDA is used), the prefetcher likewise (`prefetcher=None`);
 * the teacher runs under the student's autocast (officially too) but in bfloat16 when `amp_dtype='bfloat16'`;
 * ModelEmaV3 replaces ModelEmaV2 (same update rule without warm-up; `ema_warmup=True` adds timm's warm-up);
@@ -24,7 +26,6 @@ import argparse
 import copy
 import math
 import os
-import pickle
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
@@ -36,7 +37,7 @@ from tqdm import tqdm
 
 import timm
 from timm.data import create_dataset, create_loader, resolve_data_config
-from timm.models import load_checkpoint, resume_checkpoint
+from timm.models import clean_state_dict
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import CheckpointSaver, ModelEmaV3, NativeScaler, accuracy, init_distributed_device, random_seed
@@ -45,6 +46,9 @@ from ..stl.config import STLConfig
 from ..stl.data import STLData, build_data
 from ..stl.eval_rule import scored_with
 from ..stl.task import build_task
+from ..utils.amp import amp_dtype, amp_name
+from ..utils.lock import output_lock
+from .checkpoints import AtomicCheckpointSaver, read_resume_checkpoint, restore_training_state
 from .data_checks import check_image_folders, check_run_lengths
 
 __all__ = ['SAFE_RAND_AUGMENT', 'TrainConfig', 'TrainResult', 'train', 'evaluate']
@@ -65,7 +69,7 @@ class TrainConfig:
     scale: Tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop area range
     batch_size: int = 128
     epochs: int = 1
-    cooldown_epochs: int = 10
+    cooldown_epochs: int = 10  # trained after `epochs` at min_lr: a run trains epochs + cooldown_epochs epochs
     max_steps_per_epoch: Optional[int] = None
     samples_per_class: Optional[int] = None  # keep the first n training images of each class (quick runs)
     val_samples_per_class: Optional[int] = None
@@ -126,7 +130,7 @@ class TrainResult:
 def _autocast(enabled: bool, dtype: str, device: torch.device) -> Callable[[], ContextManager]:
     if not enabled:
         return nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+    return lambda: torch.autocast(device_type=device.type, dtype=amp_dtype(dtype))
 
 
 def _dataset(cfg: TrainConfig, split: str, per_class: Optional[int], is_training: bool):
@@ -190,17 +194,38 @@ def _setup_device(cfg: TrainConfig) -> Tuple[torch.device, argparse.Namespace]:
 
 
 def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None]] = None) -> TrainResult:
-    """ Train one stage (see the module docstring); `on_epoch(record)` is called after every epoch with that epoch's
-    `history` record (epoch, train_loss, val_top1, val_top1_ema), e.g. for a progress display. """
+    """ Train one stage (see the module docstring) for `cfg.epochs + cfg.cooldown_epochs` epochs: the cosine schedule
+    runs `epochs` epochs, then `cooldown_epochs` more at `min_lr` follow (timm's scheduler and train.py count them the
+    same way; the default `cooldown_epochs=10` is the official recipe's, so `epochs=1` trains 11 epochs: set
+    `cooldown_epochs=0` to train exactly `epochs`). The progress output states the count.
+
+    `on_epoch(record)` is called after every epoch with that epoch's `history` record (epoch, train_loss, val_top1,
+    val_top1_ema), e.g. for a progress display. With `output_dir`, the folder is locked for the run
+    (`fan_stl.utils.lock`: a second run into it is refused). `resume` continues a training checkpoint from the epoch
+    after it, with its optimizer, grad scaler and EMA states; one that is not a whole training checkpoint is refused
+    (`fan_stl.training.checkpoints`). Resumed into the folder that holds it, the checkpoint history and best metric
+    continue too (a worse epoch never replaces `model_best.pth.tar`, and `TrainResult.model` / `best_epoch` may be an
+    epoch from before the resume); resumed into another folder, they start afresh there. """
     check_run_lengths(cfg.epochs, cfg.grad_accum_steps)
+    if cfg.cooldown_epochs < 0:
+        raise ValueError(f'cooldown_epochs must be 0 or more; got {cfg.cooldown_epochs}.')
     classes = check_image_folders(cfg.data_dir, 'train', 'val')
     device, dist_args = _setup_device(cfg)
+    rank = dist_args.rank
+    use_amp = device.type == 'cuda' if cfg.amp is None else cfg.amp
+    scaled = use_amp and amp_name(cfg.amp_dtype) == 'float16'  # fp16 needs the grad scaler; bf16 does not
+    checkpoint = read_resume_checkpoint(cfg.resume, NativeScaler.state_dict_key if scaled else None,
+                                        ema=bool(cfg.ema_decay)) if cfg.resume else None
+    with output_lock(cfg.output_dir) if cfg.output_dir and rank == 0 else nullcontext():
+        return _train(cfg, on_epoch, classes, device, dist_args, use_amp, scaled, checkpoint)
+
+
+def _train(cfg: TrainConfig, on_epoch, classes, device, dist_args, use_amp, scaled, checkpoint) -> TrainResult:
     rank, world_size = dist_args.rank, dist_args.world_size
     random_seed(cfg.seed, rank)
     data = build_data(cfg.stl)
     data.check_num_classes(cfg.num_classes, classes, cfg.data_dir)
     num_classes = cfg.num_classes or len(classes) or len(_dataset(cfg, 'train', None, True).reader.class_to_idx)
-    use_amp = device.type == 'cuda' if cfg.amp is None else cfg.amp
     prefetcher = device.type == 'cuda' if cfg.prefetcher is None else cfg.prefetcher
     autocast = _autocast(use_amp, cfg.amp_dtype, device)
     model = timm.create_model(
@@ -209,7 +234,7 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
                       rank=rank, device=device, autocast=autocast, model_name=cfg.model)
     train_loader, val_loader, mixup_fn = _loaders(cfg, data, model, num_classes, device, world_size, prefetcher)
     optimizer = create_optimizer_v2(model, 'adamw', lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_scaler = NativeScaler(device=device.type) if use_amp and cfg.amp_dtype == 'float16' else None
+    loss_scaler = NativeScaler(device=device.type) if scaled else None
     steps = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
     updates_per_epoch = math.ceil(steps / cfg.grad_accum_steps)
     scheduler, total_epochs = create_scheduler_v2(
@@ -217,31 +242,32 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
         min_lr=cfg.min_lr, cooldown_epochs=cfg.cooldown_epochs, updates_per_epoch=updates_per_epoch)
     start_epoch = 0
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup) if cfg.ema_decay else None
-    if cfg.resume:
-        try:
-            with torch.serialization.safe_globals([argparse.Namespace]):  # checkpoints hold their run's options
-                start_epoch = resume_checkpoint(model, cfg.resume, optimizer=optimizer, loss_scaler=loss_scaler,
-                                                log_info=False, weights_only=True) or 0
-                if ema is not None:
-                    load_checkpoint(ema.module, cfg.resume, use_ema=True, weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError) as e:
-            if not isinstance(e, pickle.UnpicklingError) and 'weights_only' not in str(e).lower():
-                raise  # not a refused unpickling (e.g. a checkpoint of another architecture): timm's own message
+    if checkpoint is not None:
+        start_epoch = restore_training_state(checkpoint, cfg.resume, model, optimizer, loss_scaler,
+                                             ema.module if ema is not None else None)
+        if start_epoch >= total_epochs:
             raise ValueError(
-                f'{cfg.resume} cannot be resumed safely: loading it with weights_only=True was refused (it holds '
-                f'objects other than tensors and plain values, which could run code). Resume from a checkpoint '
-                f'written by fan_stl or timm\'s train.py. ({e})') from e
+                f'{cfg.resume} finished epoch {start_epoch - 1}, the last of a run of {total_epochs} epochs '
+                f'(epochs={cfg.epochs} + cooldown_epochs={cfg.cooldown_epochs}): nothing is left to train. Raise '
+                f'epochs to continue training.')
     if world_size > 1:
         task.prepare_distributed(device_ids=[device] if device.type == 'cuda' else None)
     saver = None
+    result = TrainResult(model=model, final_model=model)
+    best_metric, best_state = None, None
     if cfg.output_dir and rank == 0:
         os.makedirs(cfg.output_dir, exist_ok=True)
-        saver = CheckpointSaver(
+        saver = AtomicCheckpointSaver(
             model=model, optimizer=optimizer, args=argparse.Namespace(**cfg.to_dict()), model_ema=ema,
             amp_scaler=loss_scaler, checkpoint_dir=cfg.output_dir, recovery_dir=cfg.output_dir,
             max_history=cfg.checkpoint_hist)
-    result = TrainResult(model=model, final_model=model)
-    best_metric, best_state = None, None
+        if checkpoint is not None and _same_folder(cfg.resume, cfg.output_dir) and 'saver' in checkpoint:
+            saver.load_state_dict(checkpoint['saver'])
+            best_metric, result.best_epoch, best_state = _stored_best(saver, ema is not None)
+    if cfg.progress and rank == 0:
+        cooldown = f' + {cfg.cooldown_epochs} cooldown epochs at min_lr {cfg.min_lr:g}' if cfg.cooldown_epochs else ''
+        resumed = f', resuming at epoch {start_epoch}' if start_epoch else ''
+        print(f'training {total_epochs} epochs: {cfg.epochs} (cosine schedule){cooldown}{resumed}', flush=True)
     for epoch in range(start_epoch, total_epochs):
         if hasattr(train_loader.sampler, 'set_epoch'):
             train_loader.sampler.set_epoch(epoch)
@@ -268,6 +294,23 @@ def train(cfg: TrainConfig, on_epoch: Optional[Callable[[Dict[str, float]], None
         result.model = copy.deepcopy(model)
         result.model.load_state_dict(best_state)
     return result
+
+
+def _same_folder(file: str, folder: str) -> bool:
+    return os.path.realpath(os.path.dirname(os.path.abspath(file))) == os.path.realpath(folder)
+
+
+def _stored_best(saver: CheckpointSaver, use_ema: bool) -> Tuple[Optional[float], Optional[int], Optional[dict]]:
+    """ The best metric, epoch and weights (the EMA's when on) of a resumed run, from its `model_best.pth.tar`;
+    nothing when that file is gone or is of another epoch than the restored history names. """
+    path = os.path.join(saver.checkpoint_dir, 'model_best.pth.tar')
+    if saver.best_epoch is None or not os.path.isfile(path):
+        return None, None, None
+    best = read_resume_checkpoint(path, ema=use_ema)
+    if best['epoch'] != saver.best_epoch:
+        return None, None, None
+    state = clean_state_dict(best['state_dict_ema' if use_ema else 'state_dict'])
+    return saver.best_metric, saver.best_epoch, state
 
 
 def _train_epoch(cfg, task, optimizer, loss_scaler, scheduler, ema, loader, mixup_fn, autocast, device, prefetcher,

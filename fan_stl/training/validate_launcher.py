@@ -14,6 +14,9 @@ to set which output the token-head models (`*_tl`, `*_stl`) are scored on:
 * `fused` (default): `cls + 0.5 * max_n(token)`, the inference rule of the published STL numbers;
 * `cls`: the class head alone, what STL training validates and chooses its best checkpoint on (`--eval-rule cls`
   reproduces train.py's own evaluation of a checkpoint).
+
+Device: validate.py's own default is `--device cuda`, which fails on a machine without a GPU; without a `--device`
+the launcher passes `cuda` when a GPU is visible and `cpu` otherwise (as `python -m fan_stl eval` chooses).
 """
 import argparse
 import functools
@@ -21,12 +24,14 @@ import sys
 from types import ModuleType
 from typing import List, Optional
 
+import torch
+
 from ..stl.eval_rule import EVAL_RULES, PUBLISHED_RULE, apply_eval_rule
 from ..weights.checkpoint import load_checkpoint_for_timm
 from ..weights.files import PretrainedWeightsError
 from .timm_scripts import ScriptError, load_timm_script, split_command_line
 
-__all__ = ['build_parser', 'load_timm_validate', 'install', 'main']
+__all__ = ['build_parser', 'load_timm_validate', 'install', 'main', 'with_device']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +65,13 @@ def install(module: ModuleType, eval_rule: str) -> None:
     module.load_checkpoint = load_checkpoint_for_timm
 
 
+def with_device(script_argv: List[str]) -> List[str]:
+    """ validate.py's options with `--device` added when not given: cuda when a GPU is visible, else cpu. """
+    if any(arg == '--device' or arg.startswith('--device=') for arg in script_argv):
+        return script_argv
+    return ['--device', 'cuda' if torch.cuda.is_available() else 'cpu'] + script_argv
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ours, script_argv = split_command_line(argv)
     parser = build_parser()
@@ -69,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ScriptError as e:
         parser.error(str(e))
     install(module, options.eval_rule)
-    sys.argv = [options.timm_validate] + script_argv
+    sys.argv = [options.timm_validate] + with_device(script_argv)
     try:
         module.main()
     except PretrainedWeightsError as e:  # the checkpoint's problem in eval's words, not timm's raw error

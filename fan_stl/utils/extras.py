@@ -9,6 +9,7 @@ from typing import Dict, List
 # extra -> {module imported: PyPI package providing it}; mirrors [project.optional-dependencies] of pyproject.toml
 EXTRAS: Dict[str, Dict[str, str]] = {
     'robustness': {'imagecorruptions': 'imagecorruptions-imaug', 'matplotlib': 'matplotlib'},
+    'seg': {'segmentation_models_pytorch': 'segmentation-models-pytorch'},
 }
 
 

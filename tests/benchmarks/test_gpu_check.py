@@ -37,7 +37,7 @@ def test_smoke_runs_every_step(tmp_path):
     else:
         assert steps['train_launcher']['status'].startswith('skipped: no train.py')
     summary = (out / 'summary.md').read_text()
-    assert 'Against the targets of issue #12' in summary and '| reproduce_small stl' in summary
+    assert 'Against the project\'s GPU targets' in summary and '| reproduce_small stl' in summary
     assert sorted(p.name for p in out.iterdir()) == ['gpu_check.json', 'logs.txt', 'reproduce_small.png',
                                                       'summary.md']
 

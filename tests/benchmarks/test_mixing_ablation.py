@@ -39,6 +39,21 @@ def test_mixing_arm_table_uses_the_stlconfig_names():
     assert 'TOO SMALL TO SEPARATE THE METHODS' in mixing_ablation.TOO_SMALL['cpu']
 
 
+def test_the_mixpro_arm_is_mixpros_released_recipe_and_maskmix_pal_is_not_called_so():
+    from fan_stl.stl.config import STLConfig
+    from fan_stl.stl.maskmix import MixPro
+    from fan_stl.stl.mixing import build_mix_method
+    options = {k: v for k, v in mixing_ablation.ABLATION_ARMS['mixpro'].items() if k != 'model'}
+    method = build_mix_method(STLConfig(**options, teacher='teacher'))
+    assert isinstance(method, MixPro) and method.p_maskmix == 0.5 and method.pairing == 'perm'
+    assert method.maskmix.pairing == method.timm_mix.pairing == 'perm' and method.maskmix.mode == 'batch'
+    assert options['attention_relabel'] == 'none'  # every released MixPro configuration has PAL off
+    assert mixing_ablation.unknown_option('mixpro') is None
+    doc = ' '.join(mixing_ablation.__doc__.split())
+    assert "maskmix_pal as maskmix (every batch, reversed-batch pairing)" in doc and 'NOT MixPro\'s recipe' in doc
+    assert "pal`): MixPro's recipe" not in doc
+
+
 def test_needs_a_mode_and_data(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         mixing_ablation.main([])

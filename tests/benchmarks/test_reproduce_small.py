@@ -27,3 +27,14 @@ def test_missing_data_says_how_to_get_it(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce_small.main(['--smoke'])
     assert 'imagenette2-160.tgz' in capsys.readouterr().err
+
+
+def test_the_docstring_says_what_each_gpu_mode_does_with_cooldown_and_ema():
+    from fan_stl.training.engine import TrainConfig
+    doc = ' '.join(reproduce_small.__doc__.split())
+    for mode, cooldown, ema in (('full', 10, 0.999), ('gpu-fast', 0, 0.)):
+        train = {k: v for k, v in reproduce_small.MODES[mode]['train'].items()}
+        config = TrainConfig.from_options(data_dir='unused', **train)
+        assert (config.cooldown_epochs, config.ema_decay) == (cooldown, ema)
+    assert '`full` keeps the official 10 cooldown epochs (60 + 10 trained) with EMA decay 0.999' in doc
+    assert '`gpu-fast` has no cooldown and no EMA' in doc and 'no cooldown epochs;' not in doc

@@ -25,3 +25,14 @@ def test_table_is_printed_and_recorded_only_when_asked(tmp_path):
     text = results.read_text()
     assert text.startswith('# earlier results\n') and '## stl_step: fan_t_hybrid_stl' in text
     assert '| STL + maskmix+pal |' in text and list(tmp_path.glob('.*.tmp')) == []
+
+
+def test_maps_rows_are_printed(tmp_path):
+    for name in ('stl_step.py', 'throughput.py'):
+        shutil.copyfile(BENCHMARKS / name, tmp_path / name)
+    toy = TOY[:-2] + ['--maps', '--maps-images', '2']
+    proc = subprocess.run([sys.executable, str(tmp_path / 'stl_step.py'), *toy], capture_output=True, text=True,
+                          timeout=600, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '| STL step from label maps |' in proc.stdout and 'labelling throughput' in proc.stdout
+    assert 'bytes per image' in proc.stdout and not (tmp_path / 'RESULTS.md').exists()

@@ -62,7 +62,7 @@ def test_malformed_values_are_argparse_errors(args, capsys):
 
 
 def test_rerun_resumes_the_same_run_and_refuses_another_in_one_line(tmp_path, capsys):
-    """ #13: a rerun into the same --out resumes; other settings are refused (naming --out and --overwrite) unless
+    """ a rerun into the same --out resumes; other settings are refused (naming --out and --overwrite) unless
     --overwrite discards the earlier run. """
     pytest.importorskip('imagecorruptions', reason='the demo corrupts images: pip install -e ".[robustness]"')
     out = tmp_path / 'demo'
@@ -75,7 +75,7 @@ def test_rerun_resumes_the_same_run_and_refuses_another_in_one_line(tmp_path, ca
     assert weights.stat().st_mtime_ns == stamp and capsys.readouterr().out.split('|', 1)[1] == first.split('|', 1)[1]
     assert main([*argv, '--lr', '1e-3']) == 2
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'holds a run with other settings: train.lr differs' in err  # #18: field first
+    assert err.count('\n') == 1 and 'holds a run with other settings: train.lr differs' in err  # field first
     assert 'train.lr: 0.0002 there, 0.001 now' in err
     assert '--out' in err and '--overwrite' in err and weights.stat().st_mtime_ns == stamp
     assert main([*argv, '--lr', '1e-3', '--overwrite']) == 0

@@ -55,7 +55,7 @@ def test_img_size_must_be_a_positive_multiple_of_16(size, capsys):
 
 
 def test_list_says_where_each_tag_can_be_had_without_any_request(tmp_path, monkeypatch, capsys):
-    """ #18: `list` showed tags without saying which are reachable now; it makes no network request. """
+    """ `list` showed tags without saying which are reachable now; it makes no network request. """
     import socket
 
     from huggingface_hub import constants as hf_constants

@@ -85,7 +85,7 @@ FAST = ['--img-size', '32', '--workers', '0', '--batch-size', '4']
 
 
 def test_out_is_checked_before_any_work(noise_images, tmp_path, capsys, monkeypatch):
-    """ #11.7: an unwritable --out fails at once, not after the clean pass. """
+    """ an unwritable --out fails at once, not after the clean pass. """
     monkeypatch.setattr('fan_stl.commands.evaluate.create_model', lambda *a, **k: pytest.fail('model was built'))
     (tmp_path / 'a_file').write_text('')
     assert main(['eval', 'test_vit', '--data', str(noise_images), '--out', str(tmp_path / 'a_file' / 'out')]
@@ -97,7 +97,7 @@ def test_out_is_checked_before_any_work(noise_images, tmp_path, capsys, monkeypa
 
 
 def test_same_named_checkpoints_get_their_own_labels(noise_images, tmp_path, capsys):
-    """ #11.1: run1/last.pth and run2/last.pth in one command must not share a results file. """
+    """ run1/last.pth and run2/last.pth in one command must not share a results file. """
     first, second = save_checkpoint(tmp_path / 'run1' / 'last.pth'), save_checkpoint(tmp_path / 'run2' / 'last.pth')
     out = tmp_path / 'out'
     assert main(['eval', 'test_vit', 'test_vit', '--num-classes', '2', '--checkpoint', first, '--checkpoint', second,
@@ -108,7 +108,7 @@ def test_same_named_checkpoints_get_their_own_labels(noise_images, tmp_path, cap
 
 
 def test_hub_and_local_dir_names_become_safe_file_names():
-    """ #13.5: `local-dir:` / `hf-hub:` names gave nested folders with a colon in the name. """
+    """ `local-dir:` / `hf-hub:` names gave nested folders with a colon in the name. """
     labels = unique_labels(['local-dir:/runs/demo/weights/stl-seed0/', 'hf-hub:fan-stl/fan_t_hybrid_stl.in1k',
                             'hf-hub:fan-stl/fan_t_hybrid_stl.in1k'], [None, None, None], pretrained=False)
     assert labels == ['local-dir-stl-seed0', 'hf-hub-fan-stl-fan_t_hybrid_stl.in1k',
@@ -117,7 +117,7 @@ def test_hub_and_local_dir_names_become_safe_file_names():
 
 
 def test_head_mismatch_names_the_num_classes_flag(noise_images, tmp_path, capsys):
-    """ #13.5: raw torch 'size mismatch' text becomes the flag to pass. """
+    """ raw torch 'size mismatch' text becomes the flag to pass. """
     checkpoint = save_checkpoint(tmp_path / 'two.pth', num_classes=2)
     assert main(['eval', 'test_vit', '--checkpoint', checkpoint, '--data', str(noise_images),
                  '--out', str(tmp_path / 'out')] + FAST) == 1
@@ -126,14 +126,14 @@ def test_head_mismatch_names_the_num_classes_flag(noise_images, tmp_path, capsys
 
 
 def test_pretrained_failure_names_the_checkpoint_flag(noise_images, tmp_path, capsys):
-    """ #13.4: the CLI's hint is its own --checkpoint, not a Python keyword argument. """
+    """ the CLI's hint is its own --checkpoint, not a Python keyword argument. """
     assert main(['eval', 'test_vit', '--pretrained', '--data', str(noise_images), '--out', str(tmp_path / 'out')]
                 + FAST) == 1  # the test session is offline (HF_HUB_OFFLINE=1)
     assert 'pass it with `--checkpoint PATH` instead of --pretrained' in capsys.readouterr().err
 
 
 def test_on_the_fly_partial_set_with_a_baseline_model(noise_images, tmp_path, capsys):
-    """ #11.6 / #13.5: corruptions made in the loader; a partial set still gets its table and chart, no mCE. """
+    """ corruptions made in the loader; a partial set still gets its table and chart, no mCE. """
     base, other = save_checkpoint(tmp_path / 'base.pth'), save_checkpoint(tmp_path / 'other.pth')
     out = tmp_path / 'out'
     argv = ['eval', 'test_vit', 'test_vit', '--num-classes', '2', '--checkpoint', other, '--checkpoint', base,
@@ -147,3 +147,18 @@ def test_on_the_fly_partial_set_with_a_baseline_model(noise_images, tmp_path, ca
     assert not list(noise_images.rglob('*.jpg')) and not (out / 'contrast').exists()
     assert main(argv[:-2] + ['--out', str(out), '--seed', '1']) == 1  # the stored cells are of seed 0
     assert "'seed': 0" in capsys.readouterr().err
+
+
+def test_corrupt_a_tree_with_the_torch_backend_and_its_errors(two_images, tmp_path, capsys):
+    dst = tmp_path / 'c'
+    assert main(['corrupt', str(two_images), str(dst), '--tree', '--corruption-backend', 'torch', '--format', 'png',
+                 '--corruptions', 'glass_blur', 'spatter', '--severities', '2', '--batch-size', '2']) == 0
+    assert '2 source images: wrote 4 corrupted files' in capsys.readouterr().out
+    written = sorted(p.relative_to(dst).as_posix() for p in dst.rglob('*.png'))
+    assert len(written) == 4 and all(p.count('/') == 3 for p in written)  # <corruption>/<severity>/<class>/<image>
+    assert json.loads((dst / 'fan_stl_corruptions.json').read_text())['backend'] == 'torch'
+    if not torch.cuda.is_available():
+        assert main(['corrupt', str(two_images), str(tmp_path / 'g'), '--corruption-backend', 'torch',
+                     '--device', 'cuda']) == 1
+        assert 'no usable CUDA GPU; use --device cpu' in capsys.readouterr().err
+        assert not (tmp_path / 'g').exists()

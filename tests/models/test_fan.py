@@ -221,39 +221,6 @@ def test_pretrained_cfg_follows_timm_conventions(name):
     assert all(c + '.weight' in state for c in classifiers)
 
 
-@pytest.mark.parametrize('name,reductions', [
-    ('fan_tiny_8_p4_hybrid', [4, 8, 16]),
-    ('fan_tiny_12_p16_224', [16, 16, 16]),
-])
-def test_features_only(name, reductions):
-    model = timm.create_model(name, features_only=True, depth=3).eval()
-    assert model.feature_info.reduction() == reductions
-    feats = model(torch.randn(1, 3, 64, 96))
-    for f, r, c in zip(feats, reductions, model.feature_info.channels()):
-        assert f.shape == (1, c, 64 // r, 96 // r)
-
-
-@pytest.mark.parametrize('name', ['fan_tiny_8_p4_hybrid', 'fan_t_hybrid_stl', 'fan_tiny_12_p16_224'])
-def test_forward_intermediates_final_equals_forward_features(name):
-    model = _tiny(name).eval()
-    x = torch.randn(1, 3, 64, 64)
-    final, inter = model.forward_intermediates(x)
-    torch.testing.assert_close(final, model.forward_features(x))
-    assert len(inter) == len(model.feature_info)
-    nlc = model.forward_intermediates(x, indices=1, output_fmt='NLC', intermediates_only=True, norm=True)
-    assert nlc[0].shape == (1, 16, model.embed_dim)
-
-
-def test_prune_intermediate_layers_keeps_requested_features():
-    model = _tiny('fan_tiny_8_p4_hybrid').eval()
-    x = torch.randn(1, 3, 64, 64)
-    expected = model.forward_intermediates(x, indices=[1, 2], intermediates_only=True)
-    assert model.prune_intermediate_layers([1, 2]) == [1, 2]
-    assert len(model.blocks) == 1 and model.num_classes == 0
-    for a, b in zip(model.forward_intermediates(x, indices=[1, 2], intermediates_only=True), expected):
-        torch.testing.assert_close(a, b)
-
-
 def test_forward_head_pre_logits_and_pooling():
     model = _tiny().eval()
     x = torch.randn(2, 3, 64, 64)

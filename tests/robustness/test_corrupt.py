@@ -130,7 +130,7 @@ def noise_folder(root: Path, classes: int = 2, per_class: int = 2, size: int = 4
 
 
 def test_a_folder_refuses_other_settings_and_names_the_difference(tmp_path):
-    """ #11.4: another --format or --seed into the same folder would mix two kinds of images in its cells. """
+    """ another --format or --seed into the same folder would mix two kinds of images in its cells. """
     src, dst = noise_folder(tmp_path / 'src'), tmp_path / 'c'
     corrupt_folder(src, dst, corruptions=['fog'], severities=[1], progress=False)
     manifest = read_manifest(dst)
@@ -151,17 +151,18 @@ def test_a_folder_refuses_other_settings_and_names_the_difference(tmp_path):
 
 
 def test_16_bit_sources_are_scaled_not_clipped(tmp_path):
-    """ #11.4: Pillow's convert('RGB') turns an I;16 grey image white; it is scaled by 1/257 instead. """
+    """ Pillow's convert('RGB') turns an I;16 grey image white; it is scaled by 1/257 instead. """
     (tmp_path / 'src' / 'grey').mkdir(parents=True)
     ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
     Image.fromarray(ramp).save(tmp_path / 'src' / 'grey' / 'ramp.png')
     assert Image.open(tmp_path / 'src' / 'grey' / 'ramp.png').mode == 'I;16'
     expected = ramp / 257.0
     assert np.abs(np.asarray(read_rgb(tmp_path / 'src' / 'grey' / 'ramp.png'))[..., 0] - expected).max() <= 0.5
-    corrupt_folder(tmp_path / 'src', tmp_path / 'c', corruptions=['pixelate'], severities=[1], image_format='png',
-                   progress=False)
-    out = read(tmp_path / 'c' / 'pixelate' / '1' / 'grey' / 'ramp.png').astype(float)
-    assert abs(out.mean() - expected.mean()) < 3 and (out == 255).mean() < 0.05
+    for backend in ('imagecorruptions', 'torch'):
+        corrupt_folder(tmp_path / 'src', tmp_path / backend, corruptions=['pixelate'], severities=[1],
+                       image_format='png', progress=False, backend=backend)
+        out = read(tmp_path / backend / 'pixelate' / '1' / 'grey' / 'ramp.png').astype(float)
+        assert abs(out.mean() - expected.mean()) < 3 and (out == 255).mean() < 0.05
 
 
 def _children(pid: int) -> list:
@@ -186,7 +187,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='reads the process table from /proc (Linux)')
 def test_workers_end_when_the_parent_is_killed(tmp_path):
-    """ #11.4: SIGKILL of `corrupt` must not leave workers running (and writing) behind. """
+    """ SIGKILL of `corrupt` must not leave workers running (and writing) behind. """
     src, dst = noise_folder(tmp_path / 'src', classes=2, per_class=20, size=64), tmp_path / 'c'
     parent = multiprocessing.get_context('fork').Process(  # a forked `corrupt` run: no interpreter start-up
         target=corrupt_folder, args=(src, dst), kwargs=dict(corruptions=['zoom_blur'], workers=2, progress=False))
@@ -214,7 +215,7 @@ def test_workers_end_when_the_parent_is_killed(tmp_path):
 
 
 def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
-    """ #11.6: the loader makes the very images `corrupt` writes, so the numbers are the same (2 loader workers). """
+    """ the loader makes the very images `corrupt` writes, so the numbers are the same (2 loader workers). """
     src = noise_folder(tmp_path / 'src', classes=3, per_class=4)
     corruptions, severities = ('gaussian_noise', 'impulse_noise'), (5,)  # both kinds of seeding
     corrupt_folder(src, tmp_path / 'c', corruptions=corruptions, severities=severities, seed=3, progress=False)
@@ -231,7 +232,7 @@ def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
                                       settings=settings)
     settings.workers = 2  # the loader's worker processes make the images
     on_the_fly = evaluate_robustness(model, 'm', tmp_path / 'fly.json', clean=src, settings=settings,
-                                     on_the_fly=OnTheFlySpec(corruptions, severities, seed=3))
+                                     on_the_fly=OnTheFlySpec(corruptions, severities, seed=3, backend='imagecorruptions'))
     assert not list((tmp_path / 'src').rglob('*.jpg'))  # nothing written
 
     def scores(results):  # everything but the file-list fingerprint (of the cell folder, or of src on the fly)
@@ -239,3 +240,41 @@ def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
                 for c, by_s in results['imagenet_c']['cells'].items()}
     assert scores(on_the_fly) == scores(from_folder)
     assert len({cell['top1'] for by_s in scores(on_the_fly).values() for cell in by_s.values()}) > 1
+
+
+def test_any_tree_keeps_its_relative_paths_with_the_torch_backend(tmp_path):
+    """ #21.5: a Cityscapes / COCO / CamVid style tree, images of mixed sizes, lossless PNG, batched torch. """
+    from fan_stl.robustness.corrupt import corrupt_tree
+    from fan_stl.robustness.torch_corruptions import corrupt_batch, to_uint8
+    src, rng = tmp_path / 'src', np.random.default_rng(0)
+    for relative, size in (('city/a/x.png', (40, 56)), ('city/a/y.jpg', (40, 56)), ('b/z.png', (48, 48))):
+        (src / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(src / relative)
+    run = corrupt_tree(src, tmp_path / 'c', ('fog', 'pixelate'), (1, 4), lossless=True, progress=False, batch_size=8)
+    assert (run.images, run.written, run.skipped) == (3, 12, 0)
+    files = sorted(p.relative_to(tmp_path / 'c').as_posix() for p in (tmp_path / 'c').rglob('*.png'))
+    assert len(files) == 12 and {'fog/4/city/a/x.png', 'fog/4/city/a/y.png', 'pixelate/1/b/z.png'} <= set(files)
+    assert read(tmp_path / 'c' / 'pixelate' / '4' / 'city' / 'a' / 'x.png').shape == (40, 56, 3)
+    clean = torch.from_numpy(np.array(read(src / 'b' / 'z.png'))).permute(2, 0, 1)[None]
+    expected = to_uint8(corrupt_batch(clean, 'fog', 1, seed=0, keys=['b/z.png']))[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(read(tmp_path / 'c' / 'fog' / '1' / 'b' / 'z.png'), expected)  # lossless, keyed by path
+    assert read_manifest(tmp_path / 'c')['backend'] == 'torch'
+    with pytest.raises(ValueError, match="backend 'torch' there, 'imagecorruptions' now"):
+        corrupt_tree(src, tmp_path / 'c', ('fog',), (1,), lossless=True, backend='imagecorruptions', progress=False)
+
+
+def test_tree_bad_requests_write_nothing(tmp_path):
+    from fan_stl.robustness.corrupt import corrupt_tree
+    src = tmp_path / 'src'
+    (src / 'deep').mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(src / 'ok.png')
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(src / 'deep' / 'small.png')
+    with pytest.raises(ValueError, match=r'small.png is 40x20 px; the corruptions need at least 32x32'):
+        corrupt_tree(src, tmp_path / 'c', ('fog',), (1,), progress=False)
+    assert not (tmp_path / 'c').exists()
+    with pytest.raises(ValueError, match='unknown corruption backend'):
+        corrupt_tree(src, tmp_path / 'c', ('fog',), (1,), backend='numpy', progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='no usable CUDA GPU'):
+            corrupt_tree(src, tmp_path / 'c', ('fog',), (1,), device='cuda', progress=False)
+    assert not (tmp_path / 'c').exists()

@@ -171,7 +171,7 @@ def test_reports_and_baseline_file(tmp_path):
 
 
 def test_results_are_identified_by_weights_and_files_not_by_path(tmp_path):
-    """ #11.1: a retrained model at the same checkpoint path, or changed data, never gets the stored numbers. """
+    """ a retrained model at the same checkpoint path, or changed data, never gets the stored numbers. """
     clean = make_imagefolder(tmp_path / 'clean', {k: [k] * 2 for k in COLOURS})
     path, source = tmp_path / 'r.json', {'checkpoint': str(tmp_path / 'last.safetensors')}
     first = evaluate_robustness(ColourClassifier(), 'm', path, clean=clean, settings=SETTINGS, source=source)
@@ -192,7 +192,7 @@ class NaNClassifier(ColourClassifier):
 
 
 def test_non_finite_outputs_are_refused_not_scored(tmp_path):
-    """ #11.2: NaN logits would make class 0 'win' every time (33 % here); they stop the evaluation instead. """
+    """ NaN logits would make class 0 'win' every time (33 % here); they stop the evaluation instead. """
     clean = make_imagefolder(tmp_path / 'clean', {k: [k] for k in COLOURS})
     with pytest.raises(ValueError, match='NaN or infinite logits for 3 of 3 images .*not scored'):
         evaluate_imagefolder(NaNClassifier(), clean, SETTINGS)
@@ -200,7 +200,7 @@ def test_non_finite_outputs_are_refused_not_scored(tmp_path):
 
 
 def test_unreadable_images_are_counted_never_replaced(tmp_path):
-    """ #11.3: a broken file is left out and counted (not replaced by the next image); strict stops on it. """
+    """ a broken file is left out and counted (not replaced by the next image); strict stops on it. """
     clean = make_imagefolder(tmp_path / 'clean', {'a_red': ['a_red', 'a_red', 'b_green'], 'b_green': ['b_green'] * 2,
                                                   'c_blue': ['c_blue']})
     (clean / 'a_red' / '0.png').write_bytes(b'\x89PNG\r\n\x1a\n not really an image')  # sorts before the others
@@ -217,7 +217,7 @@ def test_unreadable_images_are_counted_never_replaced(tmp_path):
 
 
 def test_duplicate_stems_in_a_cell_are_warned_about(tmp_path):
-    """ #11.4: x.jpg beside x.png (two `corrupt --format` runs) would count one picture twice. """
+    """ x.jpg beside x.png (two `corrupt --format` runs) would count one picture twice. """
     root = make_imagenet_c(tmp_path / 'c', corruptions=('fog',), severities=(1,))
     Image.open(root / 'fog' / '1' / 'a_red' / '0.png').save(root / 'fog' / '1' / 'a_red' / '0.jpg')
     with pytest.warns(UserWarning, match=r'1 image\(s\) are there twice .*a_red/0\.\*'):
@@ -234,7 +234,7 @@ def fake_imagenet_c(root: Path, image_size: int) -> ImageNetCLayout:
 
 
 def test_alexnet_normalisation_only_for_recognisable_imagenet_c(tmp_path):
-    """ #11.5: corrupted copies of other data get no AlexNet mCE by default; a baseline model normalises instead. """
+    """ corrupted copies of other data get no AlexNet mCE by default; a baseline model normalises instead. """
     assert imagenet_c_mismatch(fake_imagenet_c(tmp_path / 'in-c', 224)) is None
     assert '128x128 px' in imagenet_c_mismatch(fake_imagenet_c(tmp_path / 'small', 128))
     assert '3 class folders' in imagenet_c_mismatch(discover_imagenet_c(make_imagenet_c(tmp_path / 'c')))
@@ -261,7 +261,7 @@ def test_alexnet_normalisation_only_for_recognisable_imagenet_c(tmp_path):
 
 
 def test_partial_sets_get_a_per_corruption_table_and_chart(tmp_path):
-    """ #13.5: any cells present are tabulated and plotted (severities named); mCE waits for the full set. """
+    """ any cells present are tabulated and plotted (severities named); mCE waits for the full set. """
     root = make_imagenet_c(tmp_path / 'c', corruptions=('fog', 'snow'), severities=(3,), mislabelled=2)
     make_imagenet_c(root, corruptions=('snow',), severities=(5,))
     results = evaluate_robustness(ColourClassifier(), 'colour', tmp_path / 'r.json', imagenet_c=root,

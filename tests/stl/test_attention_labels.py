@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from fan_stl.stl.attention_labels import PAL, attention_own_share, pal_alpha, pal_lam, relabel, transmix_lam
+from fan_stl.stl.attention_labels import (PAL, TransMix, attention_own_share, pal_alpha, pal_lam, relabel,
+                                         transmix_lam)
 from fan_stl.stl.mix_record import MixRecord
 
 
@@ -82,3 +83,54 @@ def test_pal_on_a_fan_forward_with_a_maskmix_batch():
     assert lam.shape == (4,) and ((lam >= 0) & (lam <= 1)).all()
     target = relabel(record, lam).class_target(soft)
     torch.testing.assert_close(target.sum(-1), torch.ones(4))
+
+
+def _released_transmix_own_share(box, attn: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """ The released TransMix rule, written out: the pixel box resized to the token grid by nearest neighbour,
+    `lam = (area + attention) / 2` of the partner, returned as the own share `1 - lam`. """
+    top, bottom, left, right = box
+    inside = torch.zeros(1, 1, size, size)
+    inside[..., top:bottom, left:right] = 1.
+    side = int(attn.shape[1] ** 0.5)
+    token_mask = torch.nn.functional.interpolate(inside, size=(side, side), mode='nearest').flatten(1)
+    lam_partner = 0.5 * (inside.mean() + (token_mask * attn).sum(1) / attn.sum(1))
+    return 1. - lam_partner
+
+
+def test_transmix_counts_a_token_by_its_top_left_pixel_on_timms_pixel_boxes():
+    import numpy as np
+    from timm.data.mixup import cutmix_bbox_and_lam
+    np.random.seed(0)
+    torch.manual_seed(0)
+    gaps = []
+    for _ in range(200):
+        (top, bottom, left, right), lam = cutmix_bbox_and_lam((1, 3, 224, 224), np.random.beta(1., 1.))
+        own = torch.ones(1, 224, 224)
+        own[:, top:bottom, left:right] = 0.
+        record = MixRecord.from_pixel_mask(own, torch.tensor([0]), stride=16, lam=torch.tensor([lam]))
+        attn = torch.rand(1, 196).softmax(-1)
+        released = _released_transmix_own_share((top, bottom, left, right), attn)
+        torch.testing.assert_close(TransMix()(record, attn, None, None).lam, released.float())
+        share = TransMix('pixel_share')(record, attn, None, None).lam
+        torch.testing.assert_close(share, 0.5 * (record.lam + (record.own * attn).sum(1) / attn.sum(1)))
+        gaps.append(float((share - released).abs()))
+    assert sum(gaps) / len(gaps) > 0.005 and max(gaps) > 0.03  # the exact-share rule is the other option
+
+
+def test_transmix_token_rule_survives_the_packed_target():
+    import numpy as np
+    from fan_stl.stl.mixing import STLMixup
+    from fan_stl.stl.mixup_cutmix import MixupCutMix
+    np.random.seed(3)
+    mixer = STLMixup(method=MixupCutMix(), paired=False, mixup_alpha=0., cutmix_alpha=1., num_classes=5)
+    x = torch.stack([torch.zeros(3, 64, 64), torch.ones(3, 64, 64)])  # sample 0's own pixels stay 0
+    cut = 0
+    for _ in range(20):
+        images, packed = mixer(x.clone(), torch.arange(2))
+        _, record = MixRecord.unpack(packed, 5)
+        own_pixels = (images[0, 0] == 0).float()
+        assert torch.equal(record.corner[0], own_pixels[::16, ::16].flatten())
+        cut += int(not torch.equal(record.corner, record.own))
+    assert cut > 0  # some boxes cut tokens: corner and own differ there
+    with pytest.raises(ValueError, match='transmix-tokens'):
+        TransMix('centre')

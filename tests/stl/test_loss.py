@@ -1,10 +1,11 @@
-"""TokenLabelLoss against hand-computed references for both stages, hard/soft image targets and token target forms."""
+"""TokenLabelLoss against hand-computed references for both stages, hard/soft image targets and token target forms;
+soft targets off the simplex refused, ignored class targets left out (an all-ignored batch: zero, not nan)."""
 import math
 
 import pytest
 import torch
 
-from fan_stl.stl.loss import TokenLabelLoss
+from fan_stl.stl.loss import IGNORE_INDEX, TokenLabelLoss
 from fan_stl.stl.targets import TokenLabelTarget, TokenTargets
 
 B, N, K = 2, 3, 4
@@ -101,3 +102,30 @@ def test_clear_errors(outputs):
         TokenLabelLoss()((cls, tok), torch.rand(B, K + 1))
     with pytest.raises(ValueError, match='positive sum'):
         TokenLabelLoss(cls_weight=0., dense_weight=0.)
+
+
+def test_soft_image_targets_off_the_simplex_are_refused(outputs):
+    cls, tok = outputs
+    y = torch.softmax(torch.randn(B, K), -1)
+    TokenLabelLoss()((cls, tok), y)
+    with pytest.raises(ValueError, match=r'Soft image targets must be probabilities .*negative entry'):
+        TokenLabelLoss()((cls, tok), y - y.roll(1, dims=1))  # rows sum to 0 with negative entries
+    with pytest.raises(ValueError, match=r'summing to'):
+        TokenLabelLoss()((cls, tok), y * 3)
+
+
+@pytest.mark.parametrize('student', [False, True])
+def test_all_ignored_batch_contributes_zero_loss_with_a_warning(outputs, student):
+    cls, tok = (t.clone().requires_grad_() for t in outputs)
+    ignored = torch.full((B,), IGNORE_INDEX)
+    tokens = TokenTargets(K, indices=torch.zeros(B, N, dtype=torch.long)) if student else None
+    with pytest.warns(UserWarning, match='ignore index -100: it contributes zero loss'):
+        loss = TokenLabelLoss()((cls, tok), TokenLabelTarget(ignored, tokens))
+    dense_only = tokens.cross_entropy(tok) if student else 0.
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(float(dense_only))
+    loss.backward()
+    assert torch.equal(cls.grad, torch.zeros_like(cls))
+    half = torch.tensor([IGNORE_INDEX, 2])
+    partial = TokenLabelLoss(dense_weight=0.001)((cls, tok), TokenLabelTarget(half))
+    assert float(partial) == pytest.approx(_sce(cls[1].tolist(), _smoothed(2, 0.)) + 0.001 * _sce(
+        [sum(tok[1, n, c].item() for n in range(N)) / N for c in range(K)], _smoothed(2, 0.)), rel=1e-5)

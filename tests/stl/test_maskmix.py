@@ -1,4 +1,6 @@
 """MaskMix, timm Mixup/CutMix and the MixPro schedule as MixRecord producers (the MIX_METHODS entries)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -156,6 +158,8 @@ def test_a_cell_that_covers_the_image_is_refused_instead_of_never_mixing(cell_to
 
 
 def test_mixpro_grid_cell_gives_a_four_by_four_grid():
-    assert [mixpro_grid_cell(size) for size in (32, 64, 128, 224, 256)] == [1, 1, 2, 3, 4]
+    assert [mixpro_grid_cell(size) for size in (32, 64, 96, 128, 224, 256)] == [1, 1, 2, 2, 4, 4]
+    grids = {size: math.ceil(size / (16 * mixpro_grid_cell(size))) for size in (32, 64, 96, 128, 224, 256, 384)}
+    assert grids == {32: 2, 64: 4, 96: 3, 128: 4, 224: 4, 256: 4, 384: 4}  # 4 x 4 wherever whole tokens allow it
     for size in (64, 128, 256):
         check_maskmix_grid(size, size, mixpro_grid_cell(size))  # never the refused one-cell grid

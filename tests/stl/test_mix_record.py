@@ -8,7 +8,7 @@ def test_pack_unpack_round_trip():
     soft = torch.softmax(torch.randn(4, 7), -1)
     record = MixRecord(own=torch.rand(4, 16), partner=torch.tensor([3, 2, 1, 0]), lam=torch.rand(4))
     packed = record.pack(soft)
-    assert packed.shape == (4, 7 + 2 + 16)
+    assert packed.shape == (4, 7 + 2 + 2 * 16)
     soft2, back = MixRecord.unpack(packed, num_classes=7)
     torch.testing.assert_close(soft2, soft)
     torch.testing.assert_close(back.own, record.own)

@@ -1,5 +1,6 @@
 """MixToken: the token-grid record, un-mixing, the FAN model hook and the pixel-space (patch-snapped) form."""
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import torch.nn as nn
 import timm
 from fan_stl.stl.mix_record import MixRecord
 from fan_stl.stl.mixing import STLMixup
-from fan_stl.stl.mixtoken import MixToken, PatchCutMix as PatchCutMixMethod, record_args, unmix_tokens, unmixed_record
+from fan_stl.stl.mixtoken import (MixToken, PatchCutMix as PatchCutMixMethod, lvvit_token_box, record_args,
+                                unmix_tokens, unmixed_record)
 
 K = 6
 
@@ -142,3 +144,24 @@ def test_token_mix_in_the_model_mixes_after_the_embedding_and_survives_ema_copie
     with pytest.raises(ValueError, match='token grid'):
         model(x, token_mix=(torch.ones(2, 9), torch.arange(2)))
 
+
+
+def test_box_is_lvvits_on_a_14x14_grid_not_timms_one_token_longer():
+    np.random.seed(0)
+    method, draws = MixToken(), 20000
+    shares = [(b - t) * (r - l) / 196 for t, b, l, r in (method.box((14, 14)) for _ in range(draws))]
+    assert abs(np.mean(shares) - 0.271) < 0.006  # timm's rand_bbox: 0.297
+    assert 0.015 < np.mean(np.equal(shares, 0.)) < 0.027  # "nothing mixed": 2.1 % (timm's: 0.5 %)
+    np.random.seed(1)
+    for lam in (0.1, 0.5, 0.87):
+        for grid in ((14, 14), (7, 9)):
+            cut = int(grid[0] * np.sqrt(1 - lam))
+            top, bottom, left, right = lvvit_token_box(grid, lam)
+            assert bottom - top <= 2 * (cut // 2) and 0 <= top <= bottom <= grid[0]
+
+
+def test_patch_cutmix_pastes_lvvits_box():
+    np.random.seed(0)
+    slot = SimpleNamespace(token_stride=16, mix_prob=1.)
+    shares = [1. - float(PatchCutMixMethod().draw(slot, 1, 224, 224)[1]) for _ in range(5000)]
+    assert abs(np.mean(shares) - 0.271) < 0.01  # the pixel box is the token box: LV-ViT's, not timm's (0.297)

@@ -55,3 +55,23 @@ def test_teacher_with_other_classes_is_refused():
     teacher = timm.create_model('fan_t_hybrid_tl', **{**SMALL, 'num_classes': 5})
     with pytest.raises(ValueError, match='same classes'):
         build_task(STLConfig(stage='stl', teacher=teacher), _model('fan_t_hybrid_stl'))
+
+
+def test_class_target_crop_takes_the_label_sources_crop_prediction_as_each_samples_own_target():
+    teacher = _model('fan_t_hybrid_tl').eval()
+    config = STLConfig(stage='stl', teacher=teacher, token_label_mode='soft', class_target='crop')
+    task = build_task(config, _model('fan_t_hybrid_stl'), smoothing=0.1)
+    seen = []
+    task.criterion.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    teacher_view = torch.rand(2, 3, 32, 32)
+    record = MixRecord(own=torch.tensor([[1., 0., .5, 1.], [0., 0., 1., 1.]]), partner=torch.tensor([1, 0]),
+                       lam=torch.tensor([.6, .5]))
+    task(pair_views(teacher_view, torch.rand(2, 3, 32, 32)), record.pack(torch.eye(3)[[0, 2]]))
+    with torch.no_grad():
+        crop = teacher.forward_dense(teacher_view)[0].softmax(-1)
+    crop = 0.9 * crop + 0.1 / 3  # smoothed as the token labels
+    torch.testing.assert_close(seen[0].cls, record.class_target(crop))  # not the image labels 0 and 2
+    task(pair_views(teacher_view, torch.rand(2, 3, 32, 32)), torch.tensor([0, 2]))  # unmixed: the crop label alone
+    torch.testing.assert_close(seen[1].cls, crop)
+    with pytest.raises(ValueError, match='--class-target crop takes the class target from the label source'):
+        STLConfig(stage='tl', class_target='crop')

@@ -84,3 +84,12 @@ def test_load_teacher_from_checkpoint_prefers_ema(tmp_path):
     teacher = load_teacher(str(path), model_name='fan_t_hybrid_tl', num_classes=3)
     assert torch.equal(teacher.aux_head.weight, ema.aux_head.weight)
     assert not teacher.training
+
+
+def test_crop_labels_are_the_teachers_class_prediction_smoothed_as_the_tokens():
+    tokens, crop = TeacherTokenLabeler(FixedLogitTeacher(LOGITS), mode='argmax', smoothing=0.1, temperature=2.,
+                                       crop_labels=True)(IMAGES)
+    expected = 0.9 * (LOGITS.mean(0) / 2.).softmax(-1) + 0.1 / 5
+    torch.testing.assert_close(crop, expected.expand(2, -1))
+    assert tokens.indices.shape[:2] == (2, 3)
+    assert not isinstance(TeacherTokenLabeler(FixedLogitTeacher(LOGITS))(IMAGES), tuple)  # the default: tokens only

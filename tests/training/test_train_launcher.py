@@ -102,7 +102,8 @@ def test_method_drawn_in_the_mixup_slot_needs_the_slot_switched_on(tmp_path):
 
 def test_maskmix_cell_covering_the_image_is_refused_when_train_py_builds_its_loader(tmp_path):
     loader = ("create_loader(create_dataset('', root=args.data_dir, split='train', is_training=True), "
-              "input_size=(3, 64, 64), batch_size=2, is_training=True, use_prefetcher=False, device=torch.device('cpu'))")
+              "input_size=(3, 64, 64), batch_size=2, is_training=True, use_prefetcher=False, "
+              "device=torch.device('cpu'))")
     proc = _mini_run(tmp_path, 'ClassificationTask(model=model, criterion=None)',
                      ('--stage', 'plain', '--mix-method', 'maskmix', '--maskmix-cell', '4'), before_task=loader,
                      script_options=('--cutmix', '1.0'))

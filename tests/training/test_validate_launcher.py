@@ -55,3 +55,34 @@ def test_reproduces_train_py_evaluation_of_its_checkpoint(imagenette_root, tmp_p
     assert validate.returncode == 0, validate.stderr[-3000:]
     top1 = json.loads(results.read_text())['top1']
     assert top1 == pytest.approx(metric, abs=1e-3)
+
+
+FAKE_VALIDATE = '''
+import argparse
+
+def create_model(*args, **kwargs):
+    raise AssertionError('not called')
+
+def load_checkpoint(*args, **kwargs):
+    raise AssertionError('not called')
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('data')
+    parser.add_argument('--device', default='cuda')  # validate.py's own default
+    print('device', parser.parse_args().device)
+'''
+
+
+def test_without_a_gpu_the_device_is_cpu_unless_given(tmp_path, monkeypatch, capsys):
+    script = tmp_path / 'validate.py'
+    script.write_text(FAKE_VALIDATE)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert main(['--timm-validate', str(script), '--', str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == 'device cpu'
+    for given in (['--device', 'meta'], ['--device=meta']):
+        assert main(['--timm-validate', str(script), '--', str(tmp_path), *given]) == 0
+        assert capsys.readouterr().out.strip() == 'device meta'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert main(['--timm-validate', str(script), '--', str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == 'device cuda'

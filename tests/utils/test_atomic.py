@@ -33,7 +33,7 @@ def test_a_failed_writer_leaves_the_old_file_and_no_temp_file(tmp_path):
 
 
 def test_files_get_the_usual_permissions_not_owner_only(tmp_path):
-    """ #18: files written through a mkstemp temp file were owner-only (0600), unlike the others. """
+    """ files written through a mkstemp temp file were owner-only (0600), unlike the others. """
     old = os.umask(0o022)
     try:
         write_text_atomic(tmp_path / 'history.json', '{}')

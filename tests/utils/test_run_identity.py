@@ -11,7 +11,7 @@ def test_the_same_identity_passes():
 
 
 def test_differing_fields_are_named_first_nested_by_dotted_key():
-    """ #18: the refusal cut the settings off before the field that differed; it now names the fields first. """
+    """ the refusal cut the settings off before the field that differed; it now names the fields first. """
     now = {**STORED, 'train': {'lr': 1e-3, 'epochs': 14}, 'amp': 'bfloat16'}
     assert differing_fields(STORED, now) == ['amp', 'train.lr']
     with pytest.raises(KeyError) as info:

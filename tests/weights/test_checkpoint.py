@@ -33,7 +33,7 @@ def test_head_only_mismatch_names_the_class_count(tmp_path):
 
 
 def test_other_architecture_is_named_even_when_the_heads_differ(tmp_path):
-    """ #18: with --num-classes 3 a checkpoint of another architecture was answered 'pass --num-classes 1000'. """
+    """ with --num-classes 3 a checkpoint of another architecture was answered 'pass --num-classes 1000'. """
     model = timm.create_model('fan_t_hybrid_stl', num_classes=3)
     with pytest.raises(WeightsMismatchError) as info:
         load_checkpoint(model, _save('fan_tiny_12_p16_224', 1000, tmp_path / 'vit.pth'))
@@ -69,7 +69,7 @@ def _validate(tmp_path, *args):
                     reason="set FAN_STL_TIMM_VALIDATE to timm's validate.py")
 @pytest.mark.parametrize('case', ['missing', 'head', 'architecture'])
 def test_validate_gives_the_messages_of_eval(tmp_path, case):
-    """ #18: timm's raw FileNotFoundError and size-mismatch dump became eval's messages. """
+    """ timm's raw FileNotFoundError and size-mismatch dump became eval's messages. """
     path = {'missing': tmp_path / 'absent.pth', 'head': _save('fan_t_hybrid_stl', 5, tmp_path / 'five.pth'),
             'architecture': _save('fan_tiny_12_p16_224', 1000, tmp_path / 'vit.pth')}[case]
     result = _validate(tmp_path, '--checkpoint', str(path))

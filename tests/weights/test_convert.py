@@ -265,7 +265,7 @@ def test_writer_used_by_the_demo_records_the_trained_size_and_classes(tmp_path):
 
 
 def test_unknown_release_tag_is_refused_with_the_known_ones(tmp_path, capsys):
-    """ #18: `--model fan_tiny_8_p4_hybrid.foo` converted and dropped the tag without a word. """
+    """ `--model fan_tiny_8_p4_hybrid.foo` converted and dropped the tag without a word. """
     path = save_official(random_model('fan_tiny_8_p4_hybrid'), tmp_path / 'w.pth.tar')
     out = tmp_path / 'out'
     assert main(['convert', str(path), '--model', 'fan_tiny_8_p4_hybrid.foo', '--out', str(out)]) == 1

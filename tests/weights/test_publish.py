@@ -98,7 +98,7 @@ def test_unknown_pattern_and_wrong_verification_folder(authors, fake_hub, tmp_pa
 
 
 def test_missing_verify_folder_is_refused_before_any_work(authors, fake_hub, tmp_path, capsys):
-    """ #18: a missing --verify-imagenet folder ended in a bare AssertionError after the conversion. """
+    """ a missing --verify-imagenet folder ended in a bare AssertionError after the conversion. """
     work = tmp_path / 'work'
     assert main(['publish', '--only', 'fan_t_hybrid_tl.in1k', '--work-dir', str(work), '--verify-imagenet',
                  str(tmp_path / 'absent')]) == 1

@@ -117,7 +117,7 @@ def test_published_hub_copy_takes_over_without_code_edit(offline_hub, fake_drive
 
 
 def test_cached_copy_loads_without_any_network_request(offline_hub, tmp_path, monkeypatch):
-    """ #17: with a cached Hub copy, `create_model(name, pretrained=True)` opens no connection at all, online. """
+    """ with a cached Hub copy, `create_model(name, pretrained=True)` opens no connection at all, online. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
     monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
     monkeypatch.delenv('FAN_STL_OFFLINE', raising=False)
@@ -138,7 +138,7 @@ def test_cached_copy_loads_without_any_network_request(offline_hub, tmp_path, mo
 
 
 def test_offline_switches_forbid_every_source(offline_hub, fake_drive, monkeypatch):
-    """ #18: offline (HF_HUB_OFFLINE=1, or the project's FAN_STL_OFFLINE=1) nothing is requested from the Hub, the
+    """ offline (HF_HUB_OFFLINE=1, or the project's FAN_STL_OFFLINE=1) nothing is requested from the Hub, the
     authors' GitHub release or their Drive; one message says what was looked for. """
     downloads = []
     monkeypatch.setattr(torch.hub, 'download_url_to_file', lambda *a, **k: downloads.append(a))
@@ -158,7 +158,7 @@ def test_offline_switches_forbid_every_source(offline_hub, fake_drive, monkeypat
 
 
 def test_hf_hub_name_without_network_one_message_one_attempt(offline_hub, monkeypatch):
-    """ #18: online mode, no network: an `hf-hub:` name (or an annotator's pretrained weights) is one message after
+    """ online mode, no network: an `hf-hub:` name (or an annotator's pretrained weights) is one message after
     one connection attempt, not huggingface_hub's LocalEntryNotFoundError after five retries per file. """
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', False)
     monkeypatch.delenv('FAN_STL_OFFLINE', raising=False)
@@ -266,9 +266,9 @@ def test_features_only_loads_backbone(tmp_path):
         HYBRID, features_only=True, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        expected = source.forward_intermediates(x, indices=[0, 1, -1], intermediates_only=True)
+        expected = source.forward_intermediates(x, intermediates_only=True)  # the whole 4-level pyramid
         got = features(x)
-    assert len(got) == 3
+    assert len(got) == 4
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
 
