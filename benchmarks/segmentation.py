@@ -33,7 +33,7 @@ from fan_stl.segmentation import (
     NUM_CLASSES, VOID, CamVid, SegEvalSettings, build_segmenter, evaluate_segmentation, input_multiple,
     save_segmenter,
 )
-from throughput import append_atomic  # the sibling benchmark script
+from fan_stl.utils.atomic import append_text_atomic
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'camvid'
@@ -180,8 +180,8 @@ def main(argv: List[str]) -> int:
         settings = (f'{args.arch}, {args.size[0]}x{args.size[1]}, {args.epochs} epochs, batch {args.batch_size}, '
                     f'AdamW lr {args.lr} wd {args.weight_decay} cosine, seed {args.seed}, train images '
                     f'{args.train_limit or "all"}, test images {args.test_limit or "all"}, corruptions at '
-                    f'severities {", ".join(map(str, args.severities))}')
-        append_atomic(RESULTS, (
+                    f'severities {", ".join(map(str, args.severities))} ({SegEvalSettings.backend} backend)')
+        append_text_atomic(RESULTS, (
             f'\n## segmentation.py ({args.mode}): {args.encoder} vs {args.baseline} on CamVid / CamVid-C — '
             f'{datetime.date.today().isoformat()}\n\n'
             f'- command: `python benchmarks/segmentation.py {" ".join(argv)}`\n'

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from fan_stl.commands._args import positive_int
-from fan_stl.commands.corrupt import CORRUPTION_GROUPS, expand_corruptions
+from fan_stl.commands.corrupt import BACKEND_NAMES, CORRUPTION_GROUPS, expand_corruptions
 from fan_stl.robustness.names import ALL_CORRUPTIONS, IMAGE_FORMAT_NAMES, SEVERITIES
 
 
@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
         name = args.name or Path(args.checkpoint).stem
         settings = SegEvalSettings(
             size=tuple(args.size), split=args.split, batch_size=args.batch_size, workers=args.workers,
-            device=args.device, limit=args.limit, seed=args.seed, image_format=args.format)
+            device=args.device, limit=args.limit, seed=args.seed, image_format=args.format,
+            backend=args.corruption_backend)
         out = Path(args.out)
         results = evaluate_segmentation(
             loaded['model'], name, args.data, out / f'{name}.json', corruptions, args.severities, settings,
@@ -73,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of the random corruptions (default 0)')
     parser.add_argument('--format', choices=list(IMAGE_FORMAT_NAMES), default='png',
                         help='format of the corrupted images (default png: lossless; jpg: quality 85)')
+    parser.add_argument('--corruption-backend', choices=BACKEND_NAMES, default='torch',
+                        help='torch (default: batched torch corruptions, as eval --corrupt-on-the-fly) or '
+                             'imagecorruptions (the reference functions, slower); their images are not the same')
     parser.add_argument('--camvid-c', help='CamVid-C folder to read, its missing files written first '
                                            '(default: corrupt on the fly, the same images)')
     parser.add_argument('--batch-size', type=positive_int, default=4)

@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -44,6 +44,9 @@ from .images import file_list_fingerprint, list_images, read_rgb
 from .layouts import is_image, list_classes
 from .names import ALL_CORRUPTIONS, SEVERITIES
 from .seeds import cell_seed
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_FORMATS = {'jpg': ('JPEG', {'quality': 85}), 'png': ('PNG', {})}
 MIN_IMAGE_SIZE = 32  # the corruption functions refuse anything smaller
@@ -83,11 +86,24 @@ def check_image_size(image: Image.Image, source: Path) -> None:
 
 
 def encoded_corruption(image: Image.Image, relative_path: str, corruption: str, severity: int, seed: int,
-                       image_format: str) -> bytes:
-    """ The file `corrupt` writes for one image and cell: corrupted, then encoded in `image_format`. """
+                       image_format: str, backend: str = 'imagecorruptions') -> bytes:
+    """ The file `corrupt` writes for one image and cell with `backend`: corrupted, then encoded in `image_format`. """
+    if backend == 'torch':
+        import torch
+        images = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+        return torch_encoded_corruptions(images, [relative_path], corruption, severity, seed, image_format)[0]
     corrupted = corrupt_image(np.asarray(image), corruption, severity, cell_seed(seed, relative_path, corruption,
                                                                                   severity))
     return encode_image(corrupted, image_format)
+
+
+def torch_encoded_corruptions(images: 'torch.Tensor', relative_paths: Sequence[str], corruption: str, severity: int,
+                              seed: int, image_format: str) -> List[bytes]:
+    """ The files of the torch backend for a uint8 batch (N, 3, H, W) and one cell, each image seeded by its relative
+    path (so the same bytes in any batch, `encoded_corruption(..., backend='torch')` included). """
+    from .torch_corruptions import corrupt_batch, to_uint8
+    corrupted = to_uint8(corrupt_batch(images, corruption, severity, seed, list(relative_paths)))
+    return [encode_image(array, image_format) for array in corrupted.permute(0, 2, 3, 1).cpu().numpy()]
 
 
 def encode_image(image: np.ndarray, image_format: str) -> bytes:
@@ -105,17 +121,23 @@ def output_relative_path(source: Path, src_root: Path, image_format: str) -> str
 
 @dataclass(frozen=True)
 class OnTheFlyCorruption:
-    """ Makes in memory exactly the image `corrupt SRC DST --seed --format` writes to DST/<corruption>/<severity>. """
+    """ Makes in memory exactly the image `corrupt SRC DST --seed --format --corruption-backend` (or `corrupt_tree`)
+    writes to DST/<corruption>/<severity>. """
     root: Path
     corruption: str
     severity: int
     seed: int = 0
     image_format: str = 'jpg'
+    backend: str = 'imagecorruptions'
+
+    def __post_init__(self):
+        check_backend(self.backend)
 
     def __call__(self, image: Image.Image, source: Path) -> Image.Image:
         check_image_size(image, source)
         relative = output_relative_path(source, self.root, self.image_format)
-        data = encoded_corruption(image, relative, self.corruption, self.severity, self.seed, self.image_format)
+        data = encoded_corruption(image, relative, self.corruption, self.severity, self.seed, self.image_format,
+                                  self.backend)
         with Image.open(io.BytesIO(data)) as decoded:
             return decoded.convert('RGB')
 
@@ -256,7 +278,6 @@ def _run_torch_jobs(jobs: Sequence[Job], seed: int, image_format: str, device: s
     """ The jobs on the torch backend: same-size images in batches, one batched corruption per cell. """
     import torch
 
-    from .torch_corruptions import corrupt_batch, to_uint8
     by_size: Dict[Tuple[int, int], List[Job]] = {}
     for job in jobs:
         by_size.setdefault(_image_size(job[0]), []).append(job)
@@ -271,9 +292,10 @@ def _run_torch_jobs(jobs: Sequence[Job], seed: int, image_format: str, device: s
                 wanted = [(i, out) for i, job in enumerate(chunk) for c, s, out in job[2]
                           if (c, s) == (corruption, severity)]
                 picked = [i for i, _ in wanted]
-                corrupted = corrupt_batch(images[picked], corruption, severity, seed, [chunk[i][1] for i in picked])
-                for array, (_, out) in zip(to_uint8(corrupted).permute(0, 2, 3, 1).cpu().numpy(), wanted):
-                    write_bytes_atomic(out, encode_image(array, image_format))
+                files = torch_encoded_corruptions(images[picked], [chunk[i][1] for i in picked], corruption, severity,
+                                                  seed, image_format)
+                for data, (_, out) in zip(files, wanted):
+                    write_bytes_atomic(out, data)
                 written += len(wanted)
                 bar.update(len(wanted))
     return written
@@ -299,12 +321,14 @@ def corrupt_folder(
         device: Optional[str] = None,
         batch_size: int = 32,
         layout: str = 'imagefolder',
+        limit: Optional[int] = None,
 ) -> CorruptionRun:
     """ Write every (corruption, severity) copy of the ImageFolder `src` under `dst`, skipping existing files.
 
     `layout='tree'` takes every image under `src` instead of `<src>/<class>/` (see `corrupt_tree`). `backend`
     'torch' corrupts batches of `batch_size` same-size images on `device` (default cpu); `workers` applies to the
-    'imagecorruptions' backend.
+    'imagecorruptions' backend. `limit` takes the first `limit` source images only (in the sorted listing order);
+    the manifest's fingerprint covers just those, so a folder made with a limit is refused for another limit.
     """
     src, dst = Path(src), Path(dst)
     _check_request(src, dst, corruptions, severities, image_format)
@@ -320,6 +344,10 @@ def corrupt_folder(
             raise ValueError(f'{src} holds no images (.jpg, .png, ...) at any depth')
     else:
         sources = [path for path, _ in list_images(src, list_classes(src, what='source'))]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f'limit must be a positive number of images, not {limit}')
+        sources = sources[:limit]
     manifest = _merge_manifest(dst, {
         'manifest_version': MANIFEST_VERSION, 'corruptions': list(corruptions), 'severities': sorted(severities),
         'seed': seed, 'format': image_format, 'source': str(src.resolve()), 'layout': layout,
@@ -381,6 +409,6 @@ def corrupt_tree(
     `<dst>/<corruption>/<severity>/<relative path>`, with the suffix of the format (PNG when `lossless`, else JPEG
     quality 85). Images keep their size and pixel grid, so the clean set's dense labels (point `src` at the images,
     not at the labels) fit every corrupted copy. Other keyword arguments as `corrupt_folder` (workers, device,
-    batch_size, progress). """
+    batch_size, progress, limit). `OnTheFlyCorruption(src, ..., backend=backend)` makes the same images in memory. """
     return corrupt_folder(src, dst, corruptions, severities, seed=seed, image_format='png' if lossless else 'jpg',
                           backend=backend, layout='tree', **kwargs)

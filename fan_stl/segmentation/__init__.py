@@ -6,7 +6,7 @@
 
 This room imports models, weights and robustness only (never stl / training / demo / commands).
 """
-from .corrupt import SplitCorruption, write_camvid_c
+from .corrupt import split_corruption, write_camvid_c
 from .data import CLASSES, NUM_CLASSES, VOID, CamVid, check_size, list_pairs, read_mask
 from .evaluate import SegEvalSettings, evaluate_segmentation, predict_miou, summarize
 from .metrics import ConfusionMatrix

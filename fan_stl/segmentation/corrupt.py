@@ -1,45 +1,27 @@
 """CamVid-C: the ImageNet-C corruptions applied to a CamVid split's images, labels untouched.
 
-A class-free tree mode of `fan_stl.robustness.corrupt`, using its corruption functions per image:
-`<dst>/<corruption>/<severity>/<stem>.<format>`, masks read from the clean `<root>/<split>annot/`. Each image is
-deterministic given the seed, its `<split>/<stem>.<format>` key, the corruption and severity, so `SplitCorruption`
-makes in memory exactly the file `write_camvid_c` writes (evaluation on the fly, no copies needed). PNG (lossless,
-the default here) keeps the corruption alone; 'jpg' adds ImageNet-C's JPEG quality 85.
+One code path with `fan_stl.robustness.corrupt`: `write_camvid_c` is `corrupt_tree` on `<root>/<split>` (so
+`<dst>/<corruption>/<severity>/<stem>.<format>`, its manifest, folder lock and atomic writes), and `split_corruption`
+is its `OnTheFlyCorruption`, which makes in memory exactly the file `write_camvid_c` writes. Masks stay those of the
+clean `<root>/<split>annot/`. PNG (lossless, the default here) keeps the corruption alone; 'jpg' adds ImageNet-C's
+JPEG quality 85.
+
+The default backend is 'torch', as for `eval --corrupt-on-the-fly`: it is the faster generator (batched, CPU or GPU),
+and each image is seeded by its relative path, so one image on the fly and the same image in a written batch are
+the same bytes. 'imagecorruptions' (the reference functions) is the other choice; the two do not give the same images.
 """
-import io
-import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
-from PIL import Image
+from fan_stl.robustness.corrupt import OnTheFlyCorruption, corrupt_tree
 
-from fan_stl.robustness.corrupt import check_image_size, encoded_corruption
-from fan_stl.robustness.images import read_rgb
-
-from .data import list_pairs
+DEFAULT_BACKEND = 'torch'
 
 
-def _key(split: str, image_name: str, image_format: str) -> str:
-    return f'{split}/{Path(image_name).stem}.{image_format}'
-
-
-@dataclass(frozen=True)
-class SplitCorruption:
-    """ A `CamVid` corruption: the image `write_camvid_c` writes for this cell, made in memory. """
-    corruption: str
-    severity: int
-    seed: int = 0
-    image_format: str = 'png'
-
-    def __call__(self, image: Image.Image, key: str) -> Image.Image:
-        split, name = key.split('/', 1)
-        check_image_size(image, Path(key))
-        data = encoded_corruption(image, _key(split, name, self.image_format), self.corruption, self.severity,
-                                  self.seed, self.image_format)
-        with Image.open(io.BytesIO(data)) as decoded:
-            return decoded.convert('RGB')
+def split_corruption(root: Path, split: str, corruption: str, severity: int, seed: int = 0,
+                     image_format: str = 'png', backend: str = DEFAULT_BACKEND) -> OnTheFlyCorruption:
+    """ The `CamVid(corruption=...)` of one cell: the image `write_camvid_c` writes for it, made in memory. """
+    return OnTheFlyCorruption(Path(root) / split, corruption, severity, seed, image_format, backend)
 
 
 def cell_folder(dst: Path, corruption: str, severity: int) -> Path:
@@ -55,30 +37,14 @@ def write_camvid_c(
         seed: int = 0,
         image_format: str = 'png',
         limit: Optional[int] = None,
+        backend: str = DEFAULT_BACKEND,
+        **kwargs: Any,
 ) -> Tuple[int, int]:
-    """ Write the missing files of the CamVid-C tree of `split` under `dst`; (written, already there). """
-    pairs = list_pairs(root, split)[:limit]
-    written = skipped = 0
-    for corruption in corruptions:
-        for severity in severities:
-            folder = cell_folder(dst, corruption, severity)
-            folder.mkdir(parents=True, exist_ok=True)
-            for image_path, _ in pairs:
-                out = folder / f'{image_path.stem}.{image_format}'
-                if out.exists():
-                    skipped += 1
-                    continue
-                image = read_rgb(image_path)
-                check_image_size(image, image_path)
-                data = encoded_corruption(image, _key(split, image_path.name, image_format), corruption, severity,
-                                          seed, image_format)
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix='.camvid-c-', suffix='.tmp')
-                try:
-                    with os.fdopen(fd, 'wb') as f:
-                        f.write(data)
-                    os.replace(tmp, out)
-                except BaseException:
-                    os.unlink(tmp)
-                    raise
-                written += 1
-    return written, skipped
+    """ Write the missing files of the CamVid-C tree of `split` (its first `limit` images) under `dst`;
+    (written, already there). Other keyword arguments as `corrupt_folder` (progress, device, batch_size, workers). """
+    if image_format not in ('png', 'jpg'):
+        raise ValueError(f"CamVid-C images are 'png' (lossless) or 'jpg' (quality 85), not {image_format!r}")
+    kwargs.setdefault('progress', False)
+    run = corrupt_tree(Path(root) / split, dst, corruptions, severities, lossless=image_format == 'png',
+                       backend=backend, seed=seed, limit=limit, **kwargs)
+    return run.written, run.skipped

@@ -23,7 +23,7 @@ CLASSES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree', 'sign/symbol',
 NUM_CLASSES = len(CLASSES)
 VOID = 11
 SPLITS = ('train', 'val', 'test')
-Corruption = Callable[[Image.Image, str], Image.Image]  # (image, '<split>/<file name>') -> corrupted image
+Corruption = Callable[[Image.Image, Path], Image.Image]  # (image, its path) -> corrupted image
 
 
 def nearest_multiple(value: int, multiple: int) -> int:
@@ -129,7 +129,7 @@ class CamVid(Dataset):
                 f'image {image_path} is {image.width}x{image.height} but its mask {mask_path} is '
                 f'{mask.shape[1]}x{mask.shape[0]}; an image and its mask must have the same size')
         if self.corruption is not None:
-            image = self.corruption(image, f'{self.split}/{image_path.name}')
+            image = self.corruption(image, image_path)
         height, width = self.size
         image = image.resize((width, height), Image.BILINEAR)
         mask = Image.fromarray(mask).resize((width, height), Image.NEAREST)

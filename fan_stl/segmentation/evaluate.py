@@ -17,11 +17,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fan_stl.robustness.corrupt import check_backend
 from fan_stl.robustness.evaluate import ResultsMismatchError, load_results, weights_digest
 from fan_stl.robustness.images import file_list_fingerprint
 from fan_stl.utils.atomic import write_json_atomic
 
-from .corrupt import SplitCorruption, cell_folder, write_camvid_c
+from .corrupt import DEFAULT_BACKEND, cell_folder, split_corruption, write_camvid_c
 from .data import CLASSES, NUM_CLASSES, VOID, CamVid, list_pairs
 from .metrics import ConfusionMatrix
 from .models import input_multiple
@@ -42,6 +43,7 @@ class SegEvalSettings:
     limit: Optional[int] = None  # first `limit` images only (quick runs)
     seed: int = 0  # of the random corruptions
     image_format: str = 'png'  # of the corrupted images (as written, or made on the fly)
+    backend: str = DEFAULT_BACKEND  # the corruption generator: 'torch' or 'imagecorruptions'
 
 
 def predict_miou(model: nn.Module, dataset: CamVid, settings: SegEvalSettings, desc: str = 'clean',
@@ -86,7 +88,7 @@ def _identity(model: nn.Module, name: str, root: Path, settings: SegEvalSettings
         'format': RESULTS_FORMAT, 'model': name, 'weights_sha256': weights_digest(model), 'source': source or {},
         'data': str(Path(root).resolve()), 'split': settings.split, 'limit': settings.limit,
         'files_sha256': file_list_fingerprint(root, files), 'size': list(settings.size),
-        'corruption': {'seed': settings.seed, 'format': settings.image_format,
+        'corruption': {'seed': settings.seed, 'format': settings.image_format, 'backend': settings.backend,
                        'camvid_c': str(Path(camvid_c).resolve()) if camvid_c else 'made on the fly'},
         'eval_rule': EVAL_RULE}
     return identity
@@ -133,6 +135,7 @@ def evaluate_segmentation(
     dataset_args = dict(root=root, split=settings.split, size=settings.size, multiple=input_multiple(model),
                         limit=settings.limit)
     CamVid(**dataset_args)  # every input problem (size, missing masks) fails here, before any work
+    check_backend(settings.backend)
     identity = _identity(model, name, root, settings, camvid_c, source)
     results = _stored(results_path, identity, overwrite) or {'model': name, 'identity': identity, 'cells': {}}
     results['settings'] = asdict(settings)
@@ -151,11 +154,11 @@ def evaluate_segmentation(
                 continue
             if camvid_c is not None:
                 write_camvid_c(root, camvid_c, [corruption], [severity], settings.split, settings.seed,
-                               settings.image_format, settings.limit)
+                               settings.image_format, settings.limit, settings.backend, progress=progress)
                 dataset = CamVid(**dataset_args, images=cell_folder(camvid_c, corruption, severity))
             else:
-                dataset = CamVid(**dataset_args, corruption=SplitCorruption(
-                    corruption, severity, settings.seed, settings.image_format))
+                dataset = CamVid(**dataset_args, corruption=split_corruption(
+                    root, settings.split, corruption, severity, settings.seed, settings.image_format, settings.backend))
             results['cells'][key] = predict_miou(model, dataset, settings, key, progress)
             save()
             if on_cell_done is not None:

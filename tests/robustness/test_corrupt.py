@@ -259,8 +259,25 @@ def test_any_tree_keeps_its_relative_paths_with_the_torch_backend(tmp_path):
     expected = to_uint8(corrupt_batch(clean, 'fog', 1, seed=0, keys=['b/z.png']))[0].permute(1, 2, 0).numpy()
     assert np.array_equal(read(tmp_path / 'c' / 'fog' / '1' / 'b' / 'z.png'), expected)  # lossless, keyed by path
     assert read_manifest(tmp_path / 'c')['backend'] == 'torch'
-    with pytest.raises(ValueError, match="backend 'torch' there, 'imagecorruptions' now"):
+    with pytest.raises(ValueError, match='backend: torch there, imagecorruptions now'):
         corrupt_tree(src, tmp_path / 'c', ('fog',), (1,), lossless=True, backend='imagecorruptions', progress=False)
+
+
+def test_tree_torch_on_the_fly_equals_the_batch_and_limit_takes_the_first_images(tmp_path):
+    from fan_stl.robustness.corrupt import corrupt_tree
+    src, rng = tmp_path / 'src', np.random.default_rng(1)
+    src.mkdir()
+    for name in ('a.jpg', 'b.jpg', 'c.jpg'):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(src / name)
+    run = corrupt_tree(src, tmp_path / 'c', ('shot_noise', 'motion_blur'), (3,), progress=False)  # one batch, jpg
+    assert (run.images, run.written) == (3, 6)
+    for corruption in ('shot_noise', 'motion_blur'):
+        made = OnTheFlyCorruption(src, corruption, 3, backend='torch')(read_rgb(src / 'b.jpg'), src / 'b.jpg')
+        assert np.array_equal(np.asarray(made), read(tmp_path / 'c' / corruption / '3' / 'b.jpg'))
+    run = corrupt_tree(src, tmp_path / 'l', ('fog',), (1,), limit=2, progress=False)
+    assert (run.images, run.written) == (2, 2) and not (tmp_path / 'l' / 'fog' / '1' / 'c.jpg').exists()
+    with pytest.raises(ValueError, match='limit must be a positive'):
+        corrupt_tree(src, tmp_path / 'm', ('fog',), (1,), limit=0, progress=False)
 
 
 def test_tree_bad_requests_write_nothing(tmp_path):

@@ -97,7 +97,7 @@ def test_corruption_changes_the_image_only(tmp_path):
 
     plain = CamVid(tmp_path, 'test', (32, 64))[0]
     x, y = CamVid(tmp_path, 'test', (32, 64), corruption=black)[0]
-    assert keys == ['test/img_000.jpg'] and torch.equal(y, plain[1]) and not torch.equal(x, plain[0])
+    assert keys == [tmp_path / 'test' / 'img_000.jpg'] and torch.equal(y, plain[1]) and not torch.equal(x, plain[0])
 
 
 def test_real_camvid_test_split():

@@ -78,7 +78,7 @@ def frost_texture(index: int) -> torch.Tensor:
     try:
         folder = importlib.resources.files('imagecorruptions') / 'frost'
     except ModuleNotFoundError:
-        from ...extras import install_hint
+        from ...utils.extras import install_hint
         raise ImportError(f'the frost corruption reads its textures from the package imagecorruptions-imaug, which '
                           f'is not installed: {install_hint("robustness")}') from None
     with importlib.resources.as_file(folder / FROST_FILES[index]) as path, Image.open(path) as image:
