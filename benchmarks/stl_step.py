@@ -7,12 +7,14 @@ student class logits + cross-entropy + backward + AdamW step. Each `--methods` e
 (`build_data(config).mixer`, the no-prefetcher slot) and, for mixtoken / PAL / TransMix, its in-task work. `--maps` adds
 the step with stored label maps (`--label-source maps`: crop records in, RoI-aligned top-k maps out, no teacher
 forward; maps made by `fan_stl label` with the same teacher over `--maps-images` synthetic images, whose labelling
-throughput in images/s is reported too, with the storage per image). Prints a
-table; `--record` appends it, with the command, machine, versions and load (`uptime`: the machine may be shared), to
-benchmarks/RESULTS.md.
+throughput in images/s is reported too, with the storage per image). Each `--robust` entry is an STL step with a
+student-only batch augmentation (a `BATCH_AUGMENTS` name) or, `jsdK`, K views per image with the JS consistency on
+class and token predictions (K x the images per step). Prints a table; `--record` appends it, with the command,
+machine, versions and load (`uptime`: the machine may be shared), to benchmarks/RESULTS.md.
 
     python benchmarks/stl_step.py --model fan_t_hybrid_stl --batch-size 8 --img-size 128 --iters 10 \
         --methods mixup_cutmix maskmix mixpro mixtoken mixup_cutmix+transmix maskmix+pal --maps --record
+    python benchmarks/stl_step.py --robust randconv pixmix prime soft_aug jsd3 --record
 """
 import argparse
 import os
@@ -110,6 +112,8 @@ def main() -> int:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--methods', nargs='*', default=[], metavar='METHOD[+RELABEL]',
                         help='mixing methods to time, e.g. maskmix mixtoken maskmix+pal mixup_cutmix+transmix')
+    parser.add_argument('--robust', nargs='*', default=[], metavar='BATCH_AUGMENT|jsdK',
+                        help='robust-training steps to time, e.g. randconv pixmix prime soft_aug jsd3')
     parser.add_argument('--maps', action='store_true', help='also time the step with stored label maps and the '
                                                             'labelling throughput')
     parser.add_argument('--maps-images', type=int, default=64, help='images labelled for --maps')
@@ -172,6 +176,13 @@ def main() -> int:
         crops = maps_target[:, -len(CROP_COLUMNS):]
         grid = (args.img_size // TOKEN_STRIDE, args.img_size // TOKEN_STRIDE)
         steps['maps_labels'] = lambda: maps_task.labeler(crops, grid)  # the maps' share of that step
+    for entry in args.robust:  # robust training: a batch augmentation, or jsdK (K views, JS consistency)
+        views = int(entry[3:]) if entry.startswith('jsd') else 0
+        config = STLConfig(stage='stl', teacher=teacher, **(
+            dict(aug_splits=views, jsd_loss=True, jsd_tokens=True) if views else dict(batch_augment=entry)))
+        robust_task = build_task(config, student, device=device, autocast=autocast)
+        batch = (x.repeat(views, 1, 1, 1), y.repeat(views)) if views else (paired, y)
+        steps[entry] = lambda t=robust_task, b=batch: stl_step(t, lambda *_: b)
     times = time_interleaved(steps, args.iters, args.warmup, device)
     ms = {name: 1e3 * statistics.median(times[name]) for name in steps}
     names = {'plain': 'plain CE step', 'stl': 'STL stage-2 step', 'maps': 'STL step from label maps',

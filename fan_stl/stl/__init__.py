@@ -18,11 +18,18 @@ Extension points (each is one module plus one registry line; the config's flag c
   `(config, student_model, num_classes, device, image_smoothing, seed, rank, autocast) -> images -> TokenTargets`) and
   its entry in `teacher.LABEL_SOURCES`; `--label-source NAME` selects it.
 
+* a student-only batch augmentation (RandConv, PixMix, PRIME, soft augmentation, StyleAug): a `BatchAugment` subclass
+  (`augment/batch_augment.py`) and its entry in `augment.BATCH_AUGMENTS`; `--batch-augment NAME` selects it.
+* a per-image transform in the paired teacher / student views: `views.register_view_step(Type, 'shared' | 'student')`.
+
+Multi-view consistency (`--aug-splits k`, `--jsd-loss`): `multiview.SplitViewDataset` and `consistency.ViewConsistency`.
+
 Token targets consume a record in one place, `TokenTargets.blend(record)`, when `follow_mixing` is on (always for a
 token-space method). Every stage (plain, tl, stl) takes every mixing method that fits its model (each method and rule
 checks the model itself, `task.check_mixing`).
 """
 from .attention_labels import ATTENTION_RELABELS, AttentionRelabel
+from .augment import BATCH_AUGMENTS, BatchAugment
 from .config import STLConfig
 from .data import STLData, build_data
 from .mix_method import MixMethod
@@ -37,5 +44,5 @@ __all__ = [
     'STLConfig', 'STLData', 'build_data', 'MixMethod', 'MixRecord', 'MIX_METHODS', 'build_mix_method',
     'STLCollateMixup', 'STLMixup', 'ATTENTION_RELABELS', 'AttentionRelabel', 'TokenLabelTarget', 'TokenTargets',
     'STLTask', 'build_task', 'LABEL_SOURCES', 'LabelSource', 'TeacherTokenLabeler', 'load_teacher',
-    'PairedViewDataset', 'PairedViewLoader', 'PairedViewTransform',
+    'PairedViewDataset', 'PairedViewLoader', 'PairedViewTransform', 'BATCH_AUGMENTS', 'BatchAugment',
 ]

@@ -3,8 +3,8 @@
 The launcher's command-line flags (`python -m fan_stl.train --stage ... --teacher ...`) are generated from the
 fields and their metadata (`add_arguments` / `from_namespace`), the engine holds an `STLConfig` in its
 `TrainConfig.stl`, and `build_task` / `build_data` read nothing else. Options whose choices come from a registry
-(`mix_method`, `label_source`, `attention_relabel`) list the registry's names, so a new mixing method, label source or
-relabel rule appears here by itself.
+(`mix_method`, `label_source`, `attention_relabel`, `batch_augment`) list the registry's names, so a new mixing
+method, label source, relabel rule or batch augmentation appears here by itself.
 
 The config checks what it owns (the stage, the teacher, the registry names); a method's settings (`maskmix_cell`,
 `mix_alpha`, `mix_pairing`, `pal_alpha`, ...) are checked once, by the method object its registry builds from the
@@ -18,6 +18,8 @@ from typing import Any, Dict, NamedTuple, Optional, Union
 import torch.nn as nn
 
 from .attention_labels import ATTENTION_RELABELS, TRANSMIX_TOKENS, build_relabel
+from .augment import BATCH_AUGMENTS, build_batch_augment
+from .consistency import JSD_WEIGHT
 from .eval_rule import EVAL_RULES, TRAINING_RULE
 from .maskmix import MASKMIX_MODES
 from .mix_method import PAIRINGS
@@ -93,6 +95,29 @@ class STLConfig:
                                    choices=TRANSMIX_TOKENS, method=True)
     follow_mixing: bool = _option(False, 'token targets follow every mix (per-token pixel ownership); beyond the '
                                          'paper, whose token labels ignore the mixing')
+    # robust training (fan_stl.stl.augment, fan_stl.stl.consistency, fan_stl.stl.multiview, fan_stl.stl.student_source)
+    batch_augment: str = _option('none', 'student-only batch augmentation after the mixer, before the forward pass',
+                                 choices=lambda: tuple(BATCH_AUGMENTS))
+    randconv_kernels: str = _option('1,3,5,7', 'randconv: kernel sizes drawn from (comma-separated, odd)', method=True)
+    randconv_mix: bool = _option(True, 'randconv: RC_mix, alpha*x + (1-alpha)*conv(x), alpha~U(0,1) (else RC_img)')
+    pixmix_dir: Optional[str] = _option(None, 'pixmix: folder of mixing pictures (default: generated fractals)')
+    pixmix_k: int = _option(4, 'pixmix: at most k mixing rounds')
+    pixmix_beta: float = _option(4., 'pixmix: mixing severity beta')
+    prime_primitives: Optional[str] = _option(
+        None, 'prime: comma-separated of spectral,color,diffeo (default: all three; spectral,color in stage stl, '
+              'whose token labels the diffeomorphism would misalign)')
+    soft_aug_power: float = _option(2., 'soft_aug: k of the confidence curve 1 - (1 - p_min)(1 - visibility)^k')
+    soft_aug_min: float = _option(0., 'soft_aug: p_min, the confidence of a fully hidden image / token')
+    styleaug_weights: Optional[str] = _option(None, 'styleaug: converted weights file (default: the cached copy)')
+    styleaug_alpha: float = _option(0.5, 'styleaug: interpolation towards the random style')
+    aug_splits: int = _option(0, 'views per image for a consistency loss (timm\'s --aug-splits; also accepted '
+                                 'after `--`): split 0 clean (the teacher view in stage stl), the rest augmented')
+    jsd_loss: bool = _option(False, 'Jensen-Shannon consistency across the --aug-splits views (timm\'s --jsd-loss)')
+    jsd_weight: float = _option(JSD_WEIGHT, 'weight of the JS term (AugMix: 12)')
+    jsd_tokens: bool = _option(False, 'also a JS term on the token predictions (token-head stages)')
+    student_data_dir: Optional[str] = _option(
+        None, 'stl: a tree like --data-dir whose same-named images the student reads (Stylized-ImageNet, '
+              'DeepAugment copies); the teacher reads the original, crop and flips shared')
     eval_rule: str = _option(TRAINING_RULE, 'what validation scores (and the best checkpoint is chosen on): the '
                                             'class head (cls, as officially during training) or the fused '
                                             'cls + 0.5*max(token) rule', choices=EVAL_RULES)
@@ -114,8 +139,37 @@ class STLConfig:
             raise ValueError(f'A teacher is only used by stage stl; stage {self.stage} learns from image labels alone.')
         build_mix_method(self)  # the method and the relabel rule check their own settings
         build_relabel(self)
+        self._check_views(build_batch_augment(self))
         if self.token_label_smoothing is not None and not 0. <= self.token_label_smoothing < 1.:
             raise ValueError(f'token_label_smoothing must be in [0, 1); got {self.token_label_smoothing}.')
+
+    def _check_views(self, augment) -> None:
+        if self.aug_splits == 1 or self.aug_splits < 0:
+            raise ValueError(f'--aug-splits must be 0 (off) or >= 2 (a clean view and augmented ones); got '
+                             f'{self.aug_splits}.')
+        if self.jsd_loss and not self.aug_splits:
+            raise ValueError('--jsd-loss compares the views of each image: add --aug-splits 3 (AugMix: the clean '
+                             'view and two augmented ones).')
+        if self.aug_splits and augment is not None and (augment.softens_targets or not self.jsd_loss):
+            raise ValueError(f'--batch-augment {self.batch_augment} with --aug-splits: the batch augmentation runs on '
+                             f'the augmented splits, which only the JS term of --jsd-loss scores; it cannot soften '
+                             f'targets there (drop --aug-splits for soft augmentation) and needs --jsd-loss.')
+        if self.jsd_tokens and not (self.jsd_loss and self.token_head):
+            raise ValueError('--jsd-tokens adds a JS term on the token predictions: it needs --jsd-loss and a '
+                             'token-head stage (tl or stl).')
+        if self.needs_teacher and (self.aug_splits or self.student_data_dir) and not LABEL_SOURCES[
+                self.label_source].teacher_view:
+            raise ValueError(f'--label-source {self.label_source} labels no teacher view, so --aug-splits (whose clean '
+                             f'split is the teacher view) and --student-data-dir have nothing to pair with; use an '
+                             f'online label source (e.g. teacher).')
+        if self.student_data_dir and (not self.needs_teacher or self.aug_splits):
+            raise ValueError('--student-data-dir gives the student view of stage stl its own source; it needs '
+                             'stage stl without --aug-splits.')
+
+    @property
+    def num_views(self) -> int:
+        """ Views of each image in a batch (1 without --aug-splits). """
+        return max(1, self.aug_splits)
 
     @property
     def token_head(self) -> bool:

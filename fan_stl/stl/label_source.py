@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .student_source import StudentSource
 from .targets import TokenTargets
 from .views import PairedViewDataset
 
@@ -39,8 +40,10 @@ class LabelSource:
         """ Refuse, before any work, a `config.teacher` name or path this source cannot load, naming the fix. """
 
     def training_set(self, dataset: Dataset, config) -> Dataset:
-        """ The stage-stl training set: a clean teacher view beside each student view. """
-        return PairedViewDataset(dataset)
+        """ The stage-stl training set: a clean teacher view beside each student view (the student's read from
+        `--student-data-dir` when set). """
+        copies = config.student_data_dir
+        return PairedViewDataset(dataset, StudentSource(dataset, copies) if copies else None)
 
     def __call__(self, config, student_model: str, num_classes: int, device: torch.device, image_smoothing: float,
                  seed: int, rank: int, autocast: Optional[Callable[[], ContextManager]]

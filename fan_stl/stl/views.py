@@ -6,6 +6,13 @@ RandAugment / AutoAugment ops (Rotate, ShearX/Y, TranslateX/Y[Rel]) with identic
 colour jitter, grayscale, blur and random erasing. Shared steps are applied twice under the same saved random state,
 so the student view is bit-identical to what timm's transform gives for the same seed.
 
+Which steps are shared and which are the student's is the per-image step registry `VIEW_STEPS` (type -> `'shared'`,
+`'student'`, or `'augment_ops'` for RandAugment / AutoAugment, whose ops are split by `GEOMETRIC_AUGMENT_OPS`);
+`register_view_step(MyTransform, 'shared' | 'student')` adds a type, and an unregistered step is refused with that
+call. `STUDENT_ADAPTERS` replace a step by its student-only stand-in: AugMix runs with its photometric ops only
+(`fan_stl.stl.augment.augmix`). `PairedViewDataset(dataset, student_source)` can give the student view its own
+source image (`--student-data-dir`, `fan_stl.stl.student_source`), with the crop and the flips still shared.
+
 `PairedViewDataset` wraps a dataset so that `create_loader` can assign its transform as usual. A paired batch is
 one 4-D tensor `(B, 2C, H, W)`: teacher channels, then student channels (`pair_views` / `split_views`), so that
 timm's train.py counts `B` images per step and `--channels-last` applies. Without the prefetcher (normalised float
@@ -14,34 +21,70 @@ views) a sample is already `(2C, H, W)`. With it (uint8 views) a sample is `((te
 its random erasing spares the first (teacher) split (`re_split=True`); `PairedViewLoader` then re-pairs the channels.
 """
 import random
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from timm.data.auto_augment import AutoAugment, RandAugment
+from timm.data.auto_augment import AugMixAugment, AutoAugment, RandAugment
 from timm.data.random_erasing import RandomErasing
 from timm.data.transforms import (
     CenterCropOrPad, MaybePILToTensor, MaybeToTensor, RandomCropOrPad, RandomResizedCropAndInterpolation,
     ResizeKeepRatio, ToNumpy, ToTensor,
 )
 
-__all__ = ['GEOMETRIC_AUGMENT_OPS', 'PairedViewTransform', 'PairedViewDataset', 'PairedViewLoader', 'pair_views',
-           'split_views']
+from .augment.augmix import GEOMETRIC_AUGMENT_OPS, photometric_augmix
 
-GEOMETRIC_AUGMENT_OPS = frozenset({
-    'Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'TranslateXRel', 'TranslateYRel'})
+__all__ = ['GEOMETRIC_AUGMENT_OPS', 'VIEW_STEPS', 'register_view_step', 'view_step_kind', 'PairedViewTransform',
+           'PairedViewDataset', 'PairedViewLoader', 'pair_views', 'split_views']
 
-# steps both views go through with the same random draws (crop, flips, resizes, tensor conversion, normalisation)
-_SHARED_STEPS = (
-    RandomResizedCropAndInterpolation, ResizeKeepRatio, CenterCropOrPad, RandomCropOrPad, T.RandomResizedCrop,
-    T.RandomCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip, T.RandomVerticalFlip,
-    MaybeToTensor, MaybePILToTensor, ToNumpy, ToTensor, T.ToTensor, T.PILToTensor, T.Normalize,
-)
-# photometric or occluding steps only the student gets
-_STUDENT_STEPS = (T.ColorJitter, T.RandomGrayscale, T.GaussianBlur, RandomErasing)
+SHARED, STUDENT, AUGMENT_OPS = 'shared', 'student', 'augment_ops'
+# The per-image step registry: a step's type -> how the paired views take it. SHARED: geometric or format steps both
+# views go through with the same random draws (crop, flips, resizes, tensor conversion, normalisation); STUDENT:
+# photometric or occluding steps only the student gets; AUGMENT_OPS: RandAugment / AutoAugment, whose geometric ops are
+# shared and the others student-only. `register_view_step` adds a type; an unregistered type is refused.
+VIEW_STEPS: Dict[type, str] = {
+    **{kind: SHARED for kind in (
+        RandomResizedCropAndInterpolation, ResizeKeepRatio, CenterCropOrPad, RandomCropOrPad, T.RandomResizedCrop,
+        T.RandomCrop, T.Resize, T.CenterCrop, T.RandomHorizontalFlip, T.RandomVerticalFlip,
+        MaybeToTensor, MaybePILToTensor, ToNumpy, ToTensor, T.ToTensor, T.PILToTensor, T.Normalize)},
+    **{kind: STUDENT for kind in (T.ColorJitter, T.RandomGrayscale, T.GaussianBlur, RandomErasing, AugMixAugment)},
+    RandAugment: AUGMENT_OPS, AutoAugment: AUGMENT_OPS,
+}
+# a step type -> the student-only step that stands for it in the paired views (AugMix: its photometric ops only)
+STUDENT_ADAPTERS: Dict[type, Callable[[Any], Callable]] = {AugMixAugment: photometric_augmix}
+
+
+def register_view_step(step_type: type, kind: str) -> None:
+    """ Declare how the paired teacher / student views take a per-image transform type: `'shared'` (geometric: both
+    views, same random draws) or `'student'` (photometric: the student view only). """
+    if kind not in (SHARED, STUDENT):
+        raise ValueError(f'register_view_step kind must be {SHARED!r} or {STUDENT!r}; got {kind!r}.')
+    VIEW_STEPS[step_type] = kind
+
+
+def view_step_kind(step: Callable) -> str:
+    """ How the paired views take `step` (see `VIEW_STEPS`); an unregistered step is refused with the call to make. """
+    for kind in type(step).__mro__:
+        if kind in VIEW_STEPS:
+            return VIEW_STEPS[kind]
+    if isinstance(step, T.RandomApply) and all(view_step_kind(inner) == STUDENT for inner in step.transforms):
+        return STUDENT
+    raise ValueError(
+        f'{type(step).__name__} in the train transform: the clean teacher view cannot tell whether it is geometric '
+        f'(shared with the teacher) or photometric (student only). Register it once: '
+        f'fan_stl.stl.views.register_view_step({type(step).__name__}, "shared" or "student"). Registered: '
+        f'{", ".join(sorted(t.__name__ for t in VIEW_STEPS))}.')
+
+
+def _adapt(step: Callable) -> Callable:
+    """ The step the paired views run for `step` (a registered adapter's student-only stand-in, else itself). """
+    for kind in type(step).__mro__:
+        if kind in STUDENT_ADAPTERS:
+            return STUDENT_ADAPTERS[kind](step)
+    return step
 
 
 def _rng_state() -> tuple:
@@ -70,29 +113,13 @@ def _flatten(transform: Callable) -> List[Callable]:
     return [transform]
 
 
-def _check_step(step: Callable) -> None:
-    if isinstance(step, T.RandomApply):
-        for inner in step.transforms:
-            _check_step(inner)
-        if all(isinstance(inner, _STUDENT_STEPS) for inner in step.transforms):
-            return
-    elif isinstance(step, _SHARED_STEPS + _STUDENT_STEPS + (RandAugment, AutoAugment)):
-        return
-    raise ValueError(
-        f'{type(step).__name__} in the train transform: the clean teacher view cannot tell whether it is geometric '
-        f'(shared with the teacher) or photometric (student only). Supported: random-resized crop, flips, '
-        f'RandAugment / AutoAugment (`--aa rand-...`), colour jitter, grayscale, blur, random erasing; AugMix and '
-        f'augmentation splits (`--aug-splits`) are not.')
-
-
 class PairedViewTransform:
     """ `img -> (teacher_view, student_view)` from a timm train transform (see the module docstring). """
 
     def __init__(self, student_transform: Callable):
         self.student_transform = student_transform
-        self.steps = _flatten(student_transform)
-        for step in self.steps:
-            _check_step(step)
+        self.steps = [_adapt(step) for step in _flatten(student_transform)]
+        self.kinds = [view_step_kind(step) for step in self.steps]
 
     @property
     def normalizes(self) -> bool:
@@ -105,16 +132,18 @@ class PairedViewTransform:
                 step.ops, step.num_layers, replace=step.choice_weights is None, p=step.choice_weights)
         return random.choice(step.policy)
 
-    def __call__(self, img: Any) -> Tuple[Any, Any]:
-        teacher, student = img, img
-        for step in self.steps:
-            if isinstance(step, (RandAugment, AutoAugment)):
+    def __call__(self, img: Any, student_img: Any = None) -> Tuple[Any, Any]:
+        """ The two views of `img`; `student_img` (another copy of it, e.g. stylised, same size): the student's
+        source, with the crop and the flips shared. """
+        teacher, student = img, img if student_img is None else student_img
+        for step, kind in zip(self.steps, self.kinds):
+            if kind == AUGMENT_OPS:
                 for op in self._augment_ops(step):
                     if op.name in GEOMETRIC_AUGMENT_OPS:
                         teacher, student = _apply_shared(op, teacher, student)
                     else:
                         student = op(student)
-            elif isinstance(step, _SHARED_STEPS):
+            elif kind == SHARED:
                 teacher, student = _apply_shared(step, teacher, student)
             else:
                 student = step(student)
@@ -130,8 +159,9 @@ class PairedViewDataset(Dataset):
     `create_loader` does) sets
     the student recipe. """
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, student_source: Optional[Callable[[int, Any], Any]] = None):
         self.dataset = dataset
+        self.student_source = student_source  # (index, image) -> the student's copy (`--student-data-dir`)
         self._paired = None
         self.transform = getattr(dataset, 'transform', None)
 
@@ -151,13 +181,14 @@ class PairedViewDataset(Dataset):
         img, target = self.dataset[index]
         if self._paired is None:
             raise RuntimeError('PairedViewDataset has no train transform; assign one (create_loader does).')
-        teacher, student = self._paired(img)
+        copy = None if self.student_source is None else self.student_source(index, img)
+        teacher, student = self._paired(img, copy)
         if self._paired.normalizes:
             return torch.cat([teacher, student]), target
         return (teacher, student), target
 
     def __getattr__(self, name: str):
-        if name == 'dataset':  # not yet set (unpickling): avoid recursing
+        if name in ('dataset', 'student_source'):  # not yet set (unpickling): avoid recursing
             raise AttributeError(name)
         return getattr(self.dataset, name)
 

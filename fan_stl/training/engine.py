@@ -158,7 +158,7 @@ def _loaders(cfg: TrainConfig, data: STLData, model: nn.Module, num_classes: int
     train_loader = create_loader(
         train_set, input_size=data_config['input_size'], batch_size=cfg.batch_size, is_training=True,
         scale=cfg.scale, re_prob=cfg.reprob, re_mode=cfg.remode, re_split=data.re_split, auto_augment=cfg.aa,
-        interpolation='random', collate_fn=mixer if prefetcher else None, **common)
+        interpolation='random', collate_fn=mixer if prefetcher else None, num_aug_splits=cfg.stl.aug_splits, **common)
     train_loader = data.loader(train_loader, cfg.batch_size, world_size, prefetcher)
     val_loader = create_loader(
         _dataset(cfg, 'val', cfg.val_samples_per_class, is_training=False), input_size=data_config['input_size'],

@@ -16,7 +16,10 @@ The launcher loads that file unmodified as a module, replaces a few names in its
   only with `--mixup` or `--cutmix` > 0, so the methods drawn in that slot need one of them);
 * `create_loader`: the data side's checks (zero steps per epoch, the mixing method's input size) and, in stage stl,
   the re-paired prefetching train loader;
-* `create_dataset`: the stage's training set (stage stl: `PairedViewDataset`);
+* `create_dataset`: the stage's training set (stage stl: `PairedViewDataset`; with `--aug-splits`, every stage:
+  `SplitViewDataset`, so `AugMixDataset` becomes a check that it is that set);
+* `--aug-splits` / `--jsd-loss` may be given on either side of `--` (train.py's flags are read into the config; the
+  same option set to different values on both sides is an error); the task adds the JS term itself;
 * `train_one_epoch`: before the first step, the task train.py hands to its loop must be the one `build_task` made;
   after the first epoch, that task must have run. Otherwise the launcher stops with an error naming the train.py it
   could not patch (never a silent run with timm's plain loss).
@@ -27,8 +30,9 @@ Needs the Task-based train.py of timm >= 1.0.23 (checked against the tagged trai
 import argparse
 import functools
 import sys
+from dataclasses import replace
 from types import ModuleType
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch.distributed as dist
 import yaml
@@ -38,6 +42,7 @@ import timm
 from ..stl.config import STLConfig
 from ..stl.data import STLData, build_data
 from ..stl.eval_rule import apply_eval_rule
+from ..stl.multiview import SplitViewDataset
 from ..stl.task import STLTask, build_task
 from ..stl.teacher import LABEL_SOURCES
 from .data_checks import check_image_folders, check_run_lengths
@@ -46,9 +51,9 @@ from .timm_scripts import load_timm_script, split_command_line
 __all__ = ['LauncherError', 'build_parser', 'load_timm_train', 'install', 'main']
 
 REQUIRED_NAMES = ('main', '_parse_args', 'train_one_epoch', 'create_dataset', 'create_loader', 'ClassificationTask',
-                  'Mixup', 'FastCollateMixup')
+                  'Mixup', 'FastCollateMixup', 'AugMixDataset')
+VIEW_OPTIONS = ('aug_splits', 'jsd_loss')  # timm's flags of the multi-view consistency, also STLConfig fields
 UNSUPPORTED_OPTIONS = {
-    'aug_splits': 'augmentation splits (--aug-splits)', 'jsd_loss': 'the JSD loss (--jsd-loss)',
     'bce_loss': 'the BCE loss (--bce-loss)', 'kd_model_name': 'knowledge distillation (--kd-model-name)',
     'naflex_loader': 'the NaFlex loader (--naflex-loader)', 'train_img_sizes': 'scheduled sizes (--train-img-sizes)',
 }
@@ -95,6 +100,31 @@ def _check_train_args(args: argparse.Namespace, config: STLConfig, data: STLData
         data.check_num_classes(args.num_classes, classes, args.data_dir)
 
 
+def _merge_view_options(args: argparse.Namespace, config: Union[STLConfig, argparse.Namespace]):
+    """ `config` (or our parsed options) with train.py's --aug-splits / --jsd-loss (timm's flags) read in, and
+    `args` set to the merged values. """
+    merged = {}
+    for name in VIEW_OPTIONS:
+        theirs, ours = getattr(args, name, None), getattr(config, name)
+        if theirs and ours and theirs != ours:
+            raise ValueError(f'--{name.replace("_", "-")} is {ours} before `--` and {theirs} after it; give it once.')
+        merged[name] = ours or theirs or type(ours)()
+        setattr(args, name, merged[name])  # train.py builds its views (AugMixDataset, loader splits) from these
+    if isinstance(config, STLConfig):
+        return replace(config, **merged)
+    return argparse.Namespace(**{**vars(config), **merged})
+
+
+def _with_timm_view_flags(options: argparse.Namespace, script_argv: List[str]) -> argparse.Namespace:
+    """ Our options with train.py's --aug-splits / --jsd-loss (given after `--`) read in, so that the config is
+    checked whole before train.py starts. """
+    timm_flags = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    timm_flags.add_argument('--aug-splits', type=int, default=0)
+    timm_flags.add_argument('--jsd-loss', action='store_true')
+    theirs, _ = timm_flags.parse_known_args(script_argv)
+    return _merge_view_options(theirs, options)
+
+
 def _guarded(check, *args):
     """ Run a data guard inside train.py (returning its result); its error reaches the command line as a message, not
     a traceback. """
@@ -113,6 +143,7 @@ class _Installation:
         self.args: Optional[argparse.Namespace] = None
         self.task: Optional[STLTask] = None
         self.epochs_run = 0
+        self.data: Optional[STLData] = None
 
     def not_patched(self, what: str) -> LauncherError:
         return LauncherError(
@@ -124,12 +155,16 @@ class _Installation:
 def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _Installation:
     """ Patch a loaded train.py module for `config.stage` (see the module docstring). """
     state = _Installation(path, config)
-    data = build_data(config)
+    data = state.data = build_data(config)
     original = {name: getattr(module, name) for name in REQUIRED_NAMES}
 
     @functools.wraps(original['_parse_args'])
     def parse_args():
+        nonlocal config, data
         args, _ = original['_parse_args']()
+        config = _guarded(_merge_view_options, args, config)
+        data = state.data = build_data(config)
+        state.config = config
         _guarded(_check_train_args, args, config, data)
         if data.re_split:
             args.resplit = True  # prefetcher random erasing spares the first (teacher) split
@@ -149,7 +184,7 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     @functools.wraps(original['create_dataset'])
     def create_dataset(*args, is_training: bool = False, **kwargs):
         dataset = original['create_dataset'](*args, is_training=is_training, **kwargs)
-        return data.dataset(dataset) if is_training else dataset
+        return _guarded(data.dataset, dataset) if is_training else dataset
 
     @functools.wraps(original['create_loader'])
     def create_loader(dataset, *args, is_training: bool = False, **kwargs):
@@ -170,6 +205,9 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
         metrics = original['train_one_epoch'](*args, **kwargs)
         if state.task.steps == 0:
             raise state.not_patched('the STL task never ran during the first epoch')
+        if state.task.term_steps and not state.epochs_run:
+            print(f'fan_stl task terms in epoch 1: {state.task.term_steps} of {state.task.steps} steps',
+                  file=sys.stderr)
         state.epochs_run += 1
         return metrics
 
@@ -177,9 +215,16 @@ def install(module: ModuleType, config: STLConfig, path: str = 'train.py') -> _I
     module.create_loader = create_loader
     module.ClassificationTask = make_task
     module.train_one_epoch = train_one_epoch
-    module.Mixup = functools.partial(data.mixer, prefetcher=False)
-    module.FastCollateMixup = functools.partial(data.mixer, prefetcher=True)
+    module.Mixup = lambda **mixup_args: state.data.mixer(prefetcher=False, **mixup_args)
+    module.FastCollateMixup = lambda **mixup_args: state.data.mixer(prefetcher=True, **mixup_args)
+
+    def augmix_dataset(dataset, num_splits: int = 2):
+        if not isinstance(dataset, SplitViewDataset) or dataset.num_splits != num_splits:
+            raise state.not_patched('its augmentation-split dataset is not the one fan_stl made')
+        return dataset
+
     module.create_dataset = create_dataset
+    module.AugMixDataset = augmix_dataset
     return state
 
 
@@ -188,7 +233,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     options = parser.parse_args(ours)
     try:
-        config = STLConfig.from_namespace(options)
+        config = STLConfig.from_namespace(_with_timm_view_flags(options, script_argv))
         if config.needs_teacher:
             LABEL_SOURCES[config.label_source].check_teacher(config)
     except ValueError as e:

@@ -6,11 +6,11 @@ that makes a new method edit several modules; this test finds every such compari
 import ast
 from pathlib import Path
 
-from fan_stl.stl import ATTENTION_RELABELS, LABEL_SOURCES, MIX_METHODS
+from fan_stl.stl import ATTENTION_RELABELS, BATCH_AUGMENTS, LABEL_SOURCES, MIX_METHODS
 from fan_stl.stl.config import STAGES
 
 PACKAGE = Path(__file__).resolve().parents[2] / 'fan_stl'
-NAMES = set(MIX_METHODS) | set(LABEL_SOURCES) | set(ATTENTION_RELABELS) | set(STAGES)
+NAMES = set(MIX_METHODS) | set(LABEL_SOURCES) | set(ATTENTION_RELABELS) | set(STAGES) | set(BATCH_AUGMENTS)
 
 
 def _strings(node: ast.AST):

@@ -10,8 +10,11 @@ from timm.data.auto_augment import RandAugment
 from timm.data.random_erasing import RandomErasing
 
 from fan_stl.stl.mixing import STLCollateMixup
+from torchvision import transforms as T
+
 from fan_stl.stl.views import (
-    GEOMETRIC_AUGMENT_OPS, PairedViewDataset, PairedViewLoader, PairedViewTransform, pair_views, split_views,
+    GEOMETRIC_AUGMENT_OPS, VIEW_STEPS, PairedViewDataset, PairedViewLoader, PairedViewTransform, pair_views,
+    register_view_step, split_views,
 )
 from tests.stl_helpers import ColourDataset, random_blocks_image
 
@@ -59,9 +62,20 @@ def test_teacher_view_is_student_geometry_without_colour_or_erasing():
     assert student_differs > 10
 
 
-def test_unknown_step_is_a_clear_error():
-    with pytest.raises(ValueError, match='AugMix'):
-        PairedViewTransform(create_transform(64, is_training=True, auto_augment='augmix-m5-w4-d2'))
+class _Posterise:
+    def __call__(self, img):
+        return img.point(lambda v: v & 0xC0)
+
+
+def test_unregistered_step_is_refused_with_the_registration_call(monkeypatch):
+    transform = T.Compose([T.RandomResizedCrop(64), _Posterise(), T.ToTensor()])
+    with pytest.raises(ValueError, match=r'register_view_step\(_Posterise, "shared" or "student"\)'):
+        PairedViewTransform(transform)
+    monkeypatch.setitem(VIEW_STEPS, _Posterise, 'student')
+    teacher, student = PairedViewTransform(transform)(random_blocks_image(0))
+    assert not torch.equal(teacher, student) and torch.equal(teacher, (teacher * 255).round() / 255)
+    with pytest.raises(ValueError, match="'shared' or 'student'"):
+        register_view_step(_Posterise, 'teacher')
 
 
 @pytest.mark.parametrize('prefetcher', [True, False])

@@ -38,7 +38,7 @@ def test_option_errors(capsys, tmp_path):
 # A miniature of train.py's structure: the names the launcher patches, one training step through the task.
 MINI_TRAIN = '''
 import argparse, yaml, torch, timm, timm.task
-from timm.data import create_dataset, create_loader, Mixup, FastCollateMixup
+from timm.data import create_dataset, create_loader, Mixup, FastCollateMixup, AugMixDataset
 from timm.task import ClassificationTask
 
 def _parse_args():
