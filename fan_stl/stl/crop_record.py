@@ -28,6 +28,8 @@ from torchvision import transforms as T
 
 from timm.data.transforms import RandomResizedCropAndInterpolation
 
+from .wrapped_dataset import TransformWrappingDataset
+
 __all__ = ['CROP_COLUMNS', 'MARK', 'CropRecordTransform', 'CropRecordDataset', 'attach_crops', 'split_crop_target']
 
 MARK = -1
@@ -98,41 +100,23 @@ class CropRecordTransform:
         return f'{type(self).__name__}({self.transform!r})'
 
 
-class CropRecordDataset(Dataset):
+class CropRecordDataset(TransformWrappingDataset):
     """ Wrap an image dataset to yield `(image, [label, MARK, map_row, crop record...])` (module docstring);
     `map_rows[i]` is the stored-map row of sample `i`. """
 
     def __init__(self, dataset: Dataset, map_rows: Sequence[int]):
         if len(map_rows) != len(dataset):
             raise ValueError(f'{len(map_rows)} map rows for a dataset of {len(dataset)} images.')
-        self.dataset = dataset
         self.map_rows = list(map_rows)
-        self._recorder: Optional[CropRecordTransform] = None
-        self.transform = getattr(dataset, 'transform', None)
+        super().__init__(dataset)
 
-    @property
-    def transform(self):
-        return self._recorder
-
-    @transform.setter
-    def transform(self, transform: Callable) -> None:
-        self._recorder = None if transform is None else CropRecordTransform(transform)
-        self.dataset.transform = None  # the wrapped dataset hands over decoded images
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+    def wrap(self, transform: Callable) -> CropRecordTransform:
+        return CropRecordTransform(transform)
 
     def __getitem__(self, index: int):
         img, label = self.dataset[index]
-        if self._recorder is None:
-            raise RuntimeError('CropRecordDataset has no train transform; assign one (create_loader does).')
-        img, record = self._recorder(img)
+        img, record = self.wrapped_transform()(img)
         return img, torch.tensor([int(label), MARK, self.map_rows[index], *record], dtype=torch.int64)
-
-    def __getattr__(self, name: str):
-        if name == 'dataset':  # not yet set (unpickling): avoid recursing
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
 
 def _width() -> int:

@@ -36,6 +36,7 @@ from timm.data.transforms import (
 )
 
 from .augment.augmix import GEOMETRIC_AUGMENT_OPS, photometric_augmix
+from .wrapped_dataset import TransformWrappingDataset
 
 __all__ = ['GEOMETRIC_AUGMENT_OPS', 'VIEW_STEPS', 'register_view_step', 'view_step_kind', 'PairedViewTransform',
            'PairedViewDataset', 'PairedViewLoader', 'pair_views', 'split_views']
@@ -153,44 +154,26 @@ class PairedViewTransform:
         return f'{type(self).__name__}({self.student_transform!r})'
 
 
-class PairedViewDataset(Dataset):
+class PairedViewDataset(TransformWrappingDataset):
     """ Wrap an image dataset (e.g. from `timm.data.create_dataset`) to yield `((teacher, student), target)` for uint8
     views, or `(cat([teacher, student]), target)` (`(2C, H, W)`) for normalised views. Assigning `transform` (as
-    `create_loader` does) sets
-    the student recipe. """
+    `create_loader` does) sets the student recipe. """
 
     def __init__(self, dataset: Dataset, student_source: Optional[Callable[[int, Any], Any]] = None):
-        self.dataset = dataset
         self.student_source = student_source  # (index, image) -> the student's copy (`--student-data-dir`)
-        self._paired = None
-        self.transform = getattr(dataset, 'transform', None)
+        super().__init__(dataset)
 
-    @property
-    def transform(self):
-        return self._paired
-
-    @transform.setter
-    def transform(self, transform: Callable) -> None:
-        self._paired = None if transform is None else PairedViewTransform(transform)
-        self.dataset.transform = None  # the wrapped dataset hands over undecorated images
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+    def wrap(self, transform: Callable) -> 'PairedViewTransform':
+        return PairedViewTransform(transform)
 
     def __getitem__(self, index: int):
         img, target = self.dataset[index]
-        if self._paired is None:
-            raise RuntimeError('PairedViewDataset has no train transform; assign one (create_loader does).')
+        paired = self.wrapped_transform()
         copy = None if self.student_source is None else self.student_source(index, img)
-        teacher, student = self._paired(img, copy)
-        if self._paired.normalizes:
+        teacher, student = paired(img, copy)
+        if paired.normalizes:
             return torch.cat([teacher, student]), target
         return (teacher, student), target
-
-    def __getattr__(self, name: str):
-        if name in ('dataset', 'student_source'):  # not yet set (unpickling): avoid recursing
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
 
 def pair_views(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
