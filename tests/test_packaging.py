@@ -138,15 +138,22 @@ def _canonical(name: str) -> str:
 
 
 def test_every_module_the_tests_need_comes_from_the_readme_install():
-    """ `pip install -e ".[robustness,test]"` (the README's install) provides every third-party module the tests
+    """ `pip install -e ".[robustness,test,seg]"` (the README's install) provides every third-party module the tests
     import or run; a module that is only on the developer's machine would fail a user's first `pytest`. """
     project = PYPROJECT['project']
-    declared = set(project['dependencies']) | set(project['optional-dependencies']['robustness']) | set(
-        project['optional-dependencies']['test'])
+    extras = re.search(r'pip install -e "\.\[([a-z,]+)\]"', (ROOT / 'README.md').read_text()).group(1).split(',')
+    declared = set(project['dependencies']).union(*(project['optional-dependencies'][extra] for extra in extras))
     installed = _requirement_closure({re.split(r'[\s;<>=!~\[(]', r, maxsplit=1)[0] for r in declared})
     providers = metadata.packages_distributions()
-    optional = {'segmentation_models_pytorch'}  # the [seg] extra's tests skip with a reason without it
-    missing = {module: providers.get(module, ['?']) for module in _top_level_modules_the_tests_need() - optional
+    missing = {module: providers.get(module, ['?']) for module in _top_level_modules_the_tests_need()
                if not any(_canonical(dist) in installed for dist in providers.get(module, []))}
     assert not missing, (f'modules the tests use but the README install does not provide (add their distribution to '
                          f'an extra in pyproject.toml): {missing}')
+
+
+def test_ci_runs_the_readme_install_and_test_command():
+    """ `.ci/run` installs the README's extras (in a fresh virtual environment) and runs the README's test command. """
+    readme, ci = (ROOT / 'README.md').read_text(), (ROOT / '.ci' / 'run').read_text()
+    extras = re.search(r'pip install -e "(\.\[[a-z,]+\])"', readme).group(1)
+    assert f'-e "{extras}"' in ci and 'python -m venv' in ci
+    assert '```bash\npython -m pytest\n```' in readme and '"$PY" -m pytest\n' in ci
