@@ -12,8 +12,9 @@ import torch.nn as nn
 
 from timm.models._hub import generate_readme
 
-from ..weights.convert import CARD_FILE, CITATIONS
+from ..stl.config import STAGES
 from ..utils.atomic import write_text_atomic
+from ..weights.convert import CARD_FILE, CITATIONS
 
 # methods the demo's arms run beyond FAN and STL (bibliographic facts)
 DEMO_CITATIONS = {
@@ -44,7 +45,7 @@ def demo_citations(stage: str) -> List[str]:
     """ The papers behind an arm of `stage`: FAN and its ConvNeXt stem always; STL and Token Labeling for token
     heads. """
     papers = [CITATIONS['fan'], DEMO_CITATIONS['convnext']]
-    return papers + ([CITATIONS['stl'], DEMO_CITATIONS['token_labeling']] if stage != 'plain' else [])
+    return papers + ([CITATIONS['stl'], DEMO_CITATIONS['token_labeling']] if STAGES[stage].token_head else [])
 
 
 def usage_snippet(folder: Path, example_image: Optional[Path]) -> str:

@@ -21,6 +21,7 @@ from fan_stl.robustness.corrupt import check_backend
 from fan_stl.robustness.evaluate import ResultsMismatchError, load_results, weights_digest
 from fan_stl.robustness.images import file_list_fingerprint
 from fan_stl.utils.atomic import write_json_atomic
+from fan_stl.utils.run_identity import refuse_other_run
 
 from .corrupt import DEFAULT_BACKEND, cell_folder, split_corruption, write_camvid_c
 from .data import CLASSES, NUM_CLASSES, VOID, CamVid, list_pairs
@@ -102,11 +103,8 @@ def _stored(path: Path, identity: Dict[str, Any], overwrite: bool) -> Optional[D
     except ValueError as e:
         raise ResultsMismatchError(f'{e}; {FIX}') from None
     stored = results['identity']
-    differences = [k for k in sorted(set(stored) | set(identity)) if stored.get(k) != identity.get(k)]
-    if differences:
-        shown = '; '.join(f'{k}: {str(stored.get(k))[:60]} there, {str(identity.get(k))[:60]} now'
-                          for k in differences[:4])
-        raise ResultsMismatchError(f'{path} holds results of another model or other settings ({shown}); {FIX}.')
+    refuse_other_run(stored, identity, f'{path} holds results of another model or other settings', f'{FIX}.',
+                     error=ResultsMismatchError)
     return results
 
 

@@ -19,7 +19,7 @@ Geometric RandAugment ops (rotate, shear, translate) act after the crop and are 
 moves its maps with them); the crop-to-map alignment is exact for the crop and the flips only.
 """
 import random
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torchvision import transforms as T
 
 from timm.data.transforms import RandomResizedCropAndInterpolation
 
+from .views import flatten_transform
 from .wrapped_dataset import TransformWrappingDataset
 
 __all__ = ['CROP_COLUMNS', 'MARK', 'CropRecordTransform', 'CropRecordDataset', 'attach_crops', 'split_crop_target']
@@ -39,14 +40,6 @@ _CROPS = (RandomResizedCropAndInterpolation, T.RandomResizedCrop)
 _FLIPS = {T.RandomHorizontalFlip: HFLIP, T.RandomVerticalFlip: VFLIP}
 # steps that move pixels other than the crop and the flips: the record could not follow them
 _REFUSED = (T.RandomCrop, T.CenterCrop, T.Resize, T.RandomRotation, T.RandomAffine, T.RandomPerspective)
-
-
-def _flatten(transform: Callable) -> List[Callable]:
-    if isinstance(transform, (tuple, list)):
-        return [s for t in transform for s in _flatten(t)]
-    if isinstance(transform, T.Compose):
-        return _flatten(transform.transforms)
-    return [transform]
 
 
 def _image_size(img: Any) -> Tuple[int, int]:
@@ -74,7 +67,7 @@ class CropRecordTransform:
 
     def __init__(self, transform: Callable):
         self.transform = transform
-        self.steps = _flatten(transform)
+        self.steps = flatten_transform(transform)
         crops = [step for step in self.steps if isinstance(step, _CROPS)]
         refused = [type(step).__name__ for step in self.steps if isinstance(step, _REFUSED) and step not in crops]
         if len(crops) != 1 or refused:

@@ -21,7 +21,7 @@ from torchvision import transforms as T
 
 from timm.data.random_erasing import RandomErasing
 
-from .views import STUDENT, _adapt, _flatten, view_step_kind
+from .views import STUDENT, _adapt, flatten_transform, view_step_kind
 
 __all__ = ['SplitViewDataset', 'SplitViewLoader', 'check_num_splits']
 
@@ -62,7 +62,7 @@ class SplitViewDataset(Dataset):
                 f'augmentation splits need timm\'s separate train transform (primary, secondary, final): build the '
                 f'loader with create_loader(..., num_aug_splits={self.num_splits}); got {type(transform).__name__}.')
         primary, secondary, final = transform
-        steps = [_adapt(step) for step in _flatten(secondary)]
+        steps = [_adapt(step) for step in flatten_transform(secondary)]
         if self.student_only:
             for step in steps:
                 if view_step_kind(step) != STUDENT:
@@ -72,7 +72,7 @@ class SplitViewDataset(Dataset):
                         f'up). Use photometric augmentation for the splits (e.g. --aa augmix-m3-w3, run as '
                         f'photometric AugMix) or drop --aug-splits.')
         self.primary, self.secondary, self.final = primary, T.Compose(steps), final
-        self.clean_final = T.Compose([s for s in _flatten(final) if not isinstance(s, RandomErasing)])
+        self.clean_final = T.Compose([s for s in flatten_transform(final) if not isinstance(s, RandomErasing)])
         self.dataset.transform = primary
 
     def __len__(self) -> int:

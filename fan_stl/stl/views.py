@@ -106,11 +106,12 @@ def _apply_shared(step: Callable, teacher: Any, student: Any) -> Tuple[Any, Any]
     return step(teacher), student
 
 
-def _flatten(transform: Callable) -> List[Callable]:
+def flatten_transform(transform: Callable) -> List[Callable]:
+    """ The steps of a transform: nested `Compose`s and tuples of transforms (timm's split ones) flattened. """
     if isinstance(transform, (tuple, list)):
-        return [s for t in transform for s in _flatten(t)]
+        return [s for t in transform for s in flatten_transform(t)]
     if isinstance(transform, T.Compose):
-        return _flatten(transform.transforms)
+        return flatten_transform(transform.transforms)
     return [transform]
 
 
@@ -119,7 +120,7 @@ class PairedViewTransform:
 
     def __init__(self, student_transform: Callable):
         self.student_transform = student_transform
-        self.steps = [_adapt(step) for step in _flatten(student_transform)]
+        self.steps = [_adapt(step) for step in flatten_transform(student_transform)]
         self.kinds = [view_step_kind(step) for step in self.steps]
 
     @property
