@@ -206,19 +206,25 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, refused: Sequence[st
     append_text_atomic(RESULTS, text + tables + '\n')
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def ablation_parser(doc: str, out: str, arms_help: str) -> argparse.ArgumentParser:
+    """ The command line of an ablation script (this one and its siblings): data, output folder, mode, arms, seeds
+    and the run options of reproduce_small.py. """
+    parser = argparse.ArgumentParser(description=doc.split('\n')[0])
     parser.add_argument('--data', type=Path, help='ImageFolder root with train/ and val/ (default: Imagenette found '
                                                   'as benchmarks/reproduce_small.py finds it)')
-    parser.add_argument('--out', type=Path, default=Path('output/mixing_ablation'))
+    parser.add_argument('--out', type=Path, default=Path(out))
     modes = parser.add_mutually_exclusive_group(required=True)
     for mode in MODES:
         modes.add_argument(f'--{mode}', dest='mode', action='store_const', const=mode, help=f'the {mode} mode')
-    parser.add_argument('--arms', nargs='+', metavar='ARM', help=f'default: all of {", ".join(ABLATION_ARMS)} that '
-                                                                  'the installed STLConfig knows')
+    parser.add_argument('--arms', nargs='+', metavar='ARM', help=arms_help)
     parser.add_argument('--seeds', type=int, nargs='+', help='default: the mode\'s (0 1; smoke: 0)')
     add_run_options(parser)
     return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return ablation_parser(__doc__, 'output/mixing_ablation',
+                           f'default: all of {", ".join(ABLATION_ARMS)} that the installed STLConfig knows')
 
 
 def main(argv: Optional[List[str]] = None) -> int:

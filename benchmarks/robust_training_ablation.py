@@ -44,8 +44,8 @@ from fan_stl.demo.experiment import ExperimentConfig, format_comparison, run_exp
 from fan_stl.demo.synthetic import make_shapes_dataset
 from fan_stl.utils.atomic import append_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
-from mixing_ablation import MODES, TOO_SMALL, plot_summary, select_arms  # the sibling benchmark script
-from reproduce_small import add_run_options, find_data, per_seed_table
+from mixing_ablation import MODES, TOO_SMALL, ablation_parser, plot_summary, select_arms  # the sibling script
+from reproduce_small import find_data, per_seed_table
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 STUDENT = 'fan_t_hybrid_stl'
@@ -63,17 +63,7 @@ ROBUST_ARMS: ArmTable = {  # teachers before their students (the training order)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data', type=Path, help='ImageFolder root with train/ and val/ (default: Imagenette found '
-                                                  'as benchmarks/reproduce_small.py finds it)')
-    parser.add_argument('--out', type=Path, default=Path('output/robust_training_ablation'))
-    modes = parser.add_mutually_exclusive_group(required=True)
-    for mode in MODES:
-        modes.add_argument(f'--{mode}', dest='mode', action='store_const', const=mode, help=f'the {mode} mode')
-    parser.add_argument('--arms', nargs='+', metavar='ARM', help=f'default: all of {", ".join(ROBUST_ARMS)}')
-    parser.add_argument('--seeds', type=int, nargs='+', help='default: the mode\'s (0 1; smoke: 0)')
-    add_run_options(parser)
-    return parser
+    return ablation_parser(__doc__, 'output/robust_training_ablation', f'default: all of {", ".join(ROBUST_ARMS)}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
