@@ -12,8 +12,8 @@ and frost's textures are also compared at the reference's own draw (same angle, 
 
 The second form compares `eval --corrupt-on-the-fly` results files of one model on the same images: the torch
 backend's, the imagecorruptions backend's and, optionally, the imagecorruptions backend's at another `--seed`
-(how much a cell moves with the random draw alone): top-1 per cell, the largest and mean difference per corruption. `--record` appends the
-table, command and versions to benchmarks/RESULTS.md.
+(how much a cell moves with the random draw alone): top-1 per cell, the largest and mean difference per
+corruption. `--record` appends the table, command and versions to benchmarks/RESULTS.md.
 """
 import argparse
 import datetime
@@ -87,7 +87,8 @@ def accuracy_table(torch_file: Path, reference_file: Path, other_seed_file: Opti
     --seed) also the reference against itself: how much a cell moves with the random draw alone. """
     ours, ref = _cells(torch_file, 'torch'), _cells(reference_file, 'imagecorruptions')
     other = _cells(other_seed_file, 'imagecorruptions') if other_seed_file else None
-    header = '| corruption | top-1 torch (mean over severities) | top-1 imagecorruptions | torch - reference: largest ' \
+    header = '| corruption | top-1 torch (mean over severities) | top-1 imagecorruptions | ' \
+             'torch - reference: largest ' \
              'cell / mean |' + (' reference, other seed - reference: largest cell / mean |' if other else '')
     lines = [header, '|---|---|---|---|' + ('---|' if other else '')]
     diffs: Dict[str, List[float]] = {'torch': [], 'seed': []}

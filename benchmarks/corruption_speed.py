@@ -9,10 +9,10 @@ reference one image at a time (its only mode) in this process, torch in batches 
 warm-up batch per device and corruption); `--repeats` passes, and the median pass is reported. torch and
 OpenCV (inside the reference) use `--threads` threads (default 1: on a loaded machine a second OpenMP thread makes
 small torch operations up to 100x slower while it waits for a core); the reference runs in one process, as
-`corrupt --workers 1` does, so the table also gives the speed-up against an ideal two-process reference. The aggregate over the 15 standard (and
-all 19) corruptions is the total time per image of the set: sum(s/img). The load average of the machine is
-printed (it is shared: the numbers are only as steady as it is); `--record` appends the table, command, machine and
-versions to benchmarks/RESULTS.md.
+`corrupt --workers 1` does, so the table also gives the speed-up against an ideal two-process reference. The
+aggregate over the 15 standard (and all 19) corruptions is the total time per image of the set: sum(s/img). The
+load average of the machine is printed (it is shared: the numbers are only as steady as it is); `--record` appends
+the table, command, machine and versions to benchmarks/RESULTS.md.
 """
 import argparse
 import datetime
@@ -146,7 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     load_after = os.getloadavg()
     table = format_table(rows, devices)
     machine = '; '.join(machine_description(torch.device(d)) for d in devices)
-    facts = (f'- command: `python benchmarks/corruption_speed.py {" ".join(argv if argv is not None else sys.argv[1:])}`\n'
+    command = ' '.join(argv if argv is not None else sys.argv[1:])
+    facts = (f'- command: `python benchmarks/corruption_speed.py {command}`\n'
              f'- machine: {machine}; load average (1/5/15 min) {"/".join(f"{v:.1f}" for v in load_before)} before, '
              f'{"/".join(f"{v:.1f}" for v in load_after)} after (a shared machine: 2 cores for several jobs)\n'
              f'- images: {args.images} (reference: the first {args.reference_images}) Imagenette-128 validation '
