@@ -231,8 +231,8 @@ def test_on_the_fly_corruptions_equal_corrupt_then_eval(tmp_path):
     from_folder = evaluate_robustness(model, 'm', tmp_path / 'folder.json', clean=src, imagenet_c=tmp_path / 'c',
                                       settings=settings)
     settings.workers = 2  # the loader's worker processes make the images
-    on_the_fly = evaluate_robustness(model, 'm', tmp_path / 'fly.json', clean=src, settings=settings,
-                                     on_the_fly=OnTheFlySpec(corruptions, severities, seed=3, backend='imagecorruptions'))
+    spec = OnTheFlySpec(corruptions, severities, seed=3, backend='imagecorruptions')
+    on_the_fly = evaluate_robustness(model, 'm', tmp_path / 'fly.json', clean=src, settings=settings, on_the_fly=spec)
     assert not list((tmp_path / 'src').rglob('*.jpg'))  # nothing written
 
     def scores(results):  # everything but the file-list fingerprint (of the cell folder, or of src on the fly)
