@@ -16,6 +16,7 @@ Under `torchrun` each rank labels the shards `s` with `s % world_size == rank` a
 ranks are done (gloo on CPU, nccl on GPU). One progress bar (rank 0) shows images/s and the ETA; batches run on the
 GPU when there is one.
 """
+import contextlib
 import hashlib
 import json
 import math
@@ -44,6 +45,7 @@ from ..stl.map_store import (
     FILES_NAME, FORMAT_VERSION, INDEX_NAME, dataset_files, fingerprint, shard_name, sha256_file,
 )
 from ..utils.atomic import TEMP_GLOB, atomic_path, write_json_atomic, write_text_atomic
+from ..utils.lock import output_lock
 from ..utils.machine import software_versions
 from ..utils.run_identity import refuse_other_run
 
@@ -128,6 +130,12 @@ def label_dataset(cfg: LabelConfig, on_shard: Optional[Callable[[str], None]] = 
         device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
         torch.cuda.set_device(device)
     rank, world_size = _distributed(device)
+    with output_lock(cfg.out) if rank == 0 else contextlib.nullcontext():  # one labelling run per folder
+        return _label_dataset(cfg, on_shard, device, rank, world_size)
+
+
+def _label_dataset(cfg: LabelConfig, on_shard: Optional[Callable[[str], None]], device: torch.device, rank: int,
+                   world_size: int) -> LabelResult:
     dataset = create_dataset('', root=cfg.data_dir, split=cfg.split, is_training=False)
     files, classes, root = dataset_files(dataset)
     if not files:

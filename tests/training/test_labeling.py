@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from fan_stl.stl.map_store import INDEX_NAME, shard_name
 from fan_stl.training.labeling import LabelConfig, label_dataset
+from fan_stl.utils.lock import LOCK_NAME, OutputFolderLocked
 from tests.conftest import CHECKOUT, checkout_env
 from tests.maps_helpers import image_folder, sharp_checkpoint
 
@@ -72,6 +73,16 @@ def test_another_run_into_the_same_folder_is_refused(setup, uninterrupted):
                                          r'2 now'):
         label_dataset(_config(data, checkpoint, uninterrupted, topk=2))
     assert label_dataset(_config(data, checkpoint, uninterrupted)).written == []  # finished: nothing to redo
+
+
+def test_a_folder_another_live_run_holds_is_refused_before_any_work(setup, tmp_path):
+    _, data, checkpoint = setup
+    out = tmp_path / 'maps'
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({'pid': 1, 'host': 'elsewhere', 'started': 0}))
+    with pytest.raises(OutputFolderLocked, match='pid 1 on host elsewhere'):
+        label_dataset(_config(data, checkpoint, out))
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written beside the other run's lock
 
 
 def test_teacher_of_another_class_count_is_refused(setup, tmp_path):
