@@ -27,7 +27,7 @@ def test_demo_runs_the_whole_story_with_one_progress_display(tmp_path, capsys, m
     out = tmp_path / 'demo'
     try:
         assert main(['demo', '--out', str(out), *TOY]) == 0
-        # #18: one torch thread per training by default (two threads on two busy cores ran ~10x slower), and the
+        # one torch thread per training by default (two threads on two busy cores ran ~10x slower), and the
         # caller's setting is back afterwards; tl trains in a second process beside the baseline (not counted here)
         assert threads == [1, 1] and torch.get_num_threads() == 2
     finally:
@@ -72,7 +72,7 @@ def test_missing_robustness_extra_is_named_with_the_install_that_works(tmp_path,
 
 
 def test_a_broken_robustness_extra_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
-    """ #18: an extra that is found but does not import (a dependency of its own missing) gave a traceback. """
+    """ an extra that is found but does not import (a dependency of its own missing) gave a traceback. """
     broken = tmp_path / 'site' / 'imagecorruptions'
     broken.mkdir(parents=True)
     (broken / '__init__.py').write_text('import fan_stl_test_a_dependency_that_is_not_installed\n')

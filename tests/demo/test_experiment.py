@@ -55,7 +55,7 @@ def test_weights_are_timm_loadable_safetensors_of_the_reduced_model(toy_run):
 
 
 def test_the_weights_card_snippet_loads_the_folder_and_cites_the_methods(toy_run):
-    """ #18: the card said `create_model('hf-hub:stl-seed0')` (no such repo) and cited FAN alone. """
+    """ the card said `create_model('hf-hub:stl-seed0')` (no such repo) and cited FAN alone. """
     cfg, results = toy_run
     folder = Path(cfg.out_dir) / 'weights' / 'stl-seed0'
     card = (folder / 'README.md').read_text()
@@ -75,7 +75,7 @@ def test_the_weights_card_snippet_loads_the_folder_and_cites_the_methods(toy_run
 
 
 def test_weights_folder_files_have_the_usual_permissions(toy_run):
-    """ #18: model.safetensors (and history.json) were written owner-only, unlike the run's other files. """
+    """ model.safetensors (and history.json) were written owner-only, unlike the run's other files. """
     cfg, _ = toy_run
     umask = os.umask(0)
     os.umask(umask)
@@ -106,7 +106,7 @@ def test_rerun_reuses_trained_weights_and_evaluated_cells(toy_run):
 
 def test_side_by_side_trains_the_token_labeler_in_a_second_process_to_the_same_numbers(toy_run, tmp_path,
                                                                                      monkeypatch):
-    """ #18: two cores train the baseline and the token labeler at once, one thread each; nothing else changes. """
+    """ two cores train the baseline and the token labeler at once, one thread each; nothing else changes. """
     from fan_stl.demo import experiment
     cfg, results = toy_run
     train_beside = experiment._train_beside

@@ -82,7 +82,7 @@ def test_rows_are_a_spread_of_quantiles_weakest_first_not_the_best_cases():
 
 
 def test_figure_rows_and_caption_say_how_they_were_picked(tmp_path, monkeypatch):
-    """ #18: the rows were the first image of each class (1 of 6 showed the object brighter); now they are the
+    """ the rows were the first image of each class (1 of 6 showed the object brighter); now they are the
     contrast quantiles, and the figure says so. """
     pytest.importorskip('matplotlib', reason='needs the robustness extra: pip install -e ".[robustness]"')
     from fan_stl.demo import token_maps
