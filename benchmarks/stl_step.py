@@ -114,6 +114,9 @@ def main() -> int:
                         help='mixing methods to time, e.g. maskmix mixtoken maskmix+pal mixup_cutmix+transmix')
     parser.add_argument('--robust', nargs='*', default=[], metavar='BATCH_AUGMENT|jsdK',
                         help='robust-training steps to time, e.g. randconv pixmix prime soft_aug jsd3')
+    parser.add_argument('--styleaug-weights', metavar='FILE',
+                        help='--robust styleaug: a converted StyleAug weights file (its cost is the architecture\'s: '
+                             'a file of the same architecture with other weights times the same)')
     parser.add_argument('--maps', action='store_true', help='also time the step with stored label maps and the '
                                                             'labelling throughput')
     parser.add_argument('--maps-images', type=int, default=64, help='images labelled for --maps')
@@ -179,7 +182,8 @@ def main() -> int:
     for entry in args.robust:  # robust training: a batch augmentation, or jsdK (K views, JS consistency)
         views = int(entry[3:]) if entry.startswith('jsd') else 0
         config = STLConfig(stage='stl', teacher=teacher, **(
-            dict(aug_splits=views, jsd_loss=True, jsd_tokens=True) if views else dict(batch_augment=entry)))
+            dict(aug_splits=views, jsd_loss=True, jsd_tokens=True) if views else dict(batch_augment=entry)),
+            **({'styleaug_weights': args.styleaug_weights} if args.styleaug_weights else {}))
         robust_task = build_task(config, student, device=device, autocast=autocast)
         batch = (x.repeat(views, 1, 1, 1), y.repeat(views)) if views else (paired, y)
         steps[entry] = lambda t=robust_task, b=batch: stl_step(t, lambda *_: b)
