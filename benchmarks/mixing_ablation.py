@@ -69,7 +69,7 @@ from fan_stl.stl.maskmix import mixpro_grid_cell
 from fan_stl.training.engine import TrainConfig
 from fan_stl.utils.atomic import append_text_atomic, atomic_path, write_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
-from reproduce_small import GPU_RECIPE, add_run_options, find_data, per_seed_table  # the sibling benchmark script
+from reproduce_small import GPU_RECIPE, add_run_options, find_data, per_seed_table, shown_path  # sibling script
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 STUDENT = 'fan_t_hybrid_stl'
@@ -194,7 +194,8 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, refused: Sequence[st
     text = (
         f'\n## mixing_ablation.py ({args.mode}) — {datetime.date.today().isoformat()}\n\n'
         f'- command: `python benchmarks/{" ".join([Path(__file__).name] + sys.argv[1:])}`\n'
-        f'- data: {cfg.data_dir} ({cfg.eval_per_class} val images per class evaluated clean and corrupted)\n'
+        f'- data: {shown_path(cfg.data_dir)} ({cfg.eval_per_class} val images per class evaluated clean and '
+        f'corrupted)\n'
         f'- seeds: {list(cfg.seeds)}; arms: {list(cfg.arms)}'
         + (f'; refused (options unknown to this STLConfig): {list(refused)}' if refused else '') +
         f'\n- annotator teacher: {ANNOTATOR_CNN} trained from random initialisation in this run (arm cnn), same data '

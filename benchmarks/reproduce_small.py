@@ -36,6 +36,7 @@ The table (mean ± std over seeds) and a per-seed table are printed; `--json FIL
 appends the command, seeds, recipe, machine, wall time, both tables and the chart to benchmarks/RESULTS.md.
 """
 import argparse
+import os
 import datetime
 import json
 import shutil
@@ -97,6 +98,12 @@ def find_data() -> Optional[Path]:
     return next((path for path in DATA_CANDIDATES if (path / 'train').is_dir()), None)
 
 
+def shown_path(path) -> str:
+    """ `path` as a record shows it: relative to the checkout (e.g. `../shared/data/...`), never this machine's
+    absolute path. """
+    return os.path.relpath(Path(path).resolve(), RESULTS.parent.parent)
+
+
 def per_seed_table(results: Sequence) -> str:
     """ One row per arm and seed: clean top-1, mean corruption error, mCE vs that seed's baseline, training time. """
     lines = ['| arm | seed | clean top-1 (%) | corruption error (%) | mCE vs baseline | train s |',
@@ -115,7 +122,7 @@ def record(args: argparse.Namespace, cfg: ExperimentConfig, tables: str, seconds
     header = (
         f'\n## reproduce_small.py ({args.mode}) — {datetime.date.today().isoformat()}\n\n'
         f'- command: `python benchmarks/{" ".join([Path(__file__).name] + sys.argv[1:])}`\n'
-        f'- data: {cfg.data_dir} (train split for training, {evaluated}'
+        f'- data: {shown_path(cfg.data_dir)} (train split for training, {evaluated}'
         f' val images per class for clean and corrupted evaluation)\n'
         f'- seeds: {list(cfg.seeds)}; arms: {list(cfg.arms)}; recipe: {cfg.train}\n'
         f'- lr: {cfg.train["lr"]:g}' + (f' (official 2e-3 at global batch 1024, scaled linearly to batch '

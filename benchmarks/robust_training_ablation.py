@@ -45,7 +45,7 @@ from fan_stl.demo.synthetic import make_shapes_dataset
 from fan_stl.utils.atomic import append_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
 from mixing_ablation import MODES, TOO_SMALL, ablation_parser, plot_summary, select_arms  # the sibling script
-from reproduce_small import find_data, per_seed_table
+from reproduce_small import find_data, per_seed_table, shown_path
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
 STUDENT = 'fan_t_hybrid_stl'
@@ -103,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         append_text_atomic(RESULTS, (
             f'\n## robust_training_ablation.py ({args.mode}) — {datetime.date.today().isoformat()}\n\n'
             f'- command: `python benchmarks/{" ".join([Path(__file__).name] + sys.argv[1:])}`\n'
-            f'- data: {cfg.data_dir} ({cfg.eval_per_class} val images per class, clean and corrupted)\n'
+            f'- data: {shown_path(cfg.data_dir)} ({cfg.eval_per_class} val images per class, clean and corrupted)\n'
             f'- seeds: {list(cfg.seeds)}; arms: {list(cfg.arms)} (options: see the script\'s ROBUST_ARMS)\n'
             f'- recipe: {cfg.train}\n- corruptions: {list(cfg.corruptions)} x severities {list(cfg.severities)}\n'
             f'- machine: {machine_description()}; {versions_line(torch, timm, fan_stl)}\n'
