@@ -408,8 +408,9 @@ def _identity(model: torch.nn.Module, name: str, settings: EvalSettings, source:
     return json.loads(json.dumps(identity))  # tuples -> lists, as stored
 
 
-def _stored_results(path: Path, identity: Dict[str, Any], overwrite: bool) -> Optional[Dict[str, Any]]:
-    """ The results stored at `path` when they belong to `identity`; refuses them otherwise (unless `overwrite`). """
+def stored_results(path: Path, identity: Dict[str, Any], overwrite: bool) -> Optional[Dict[str, Any]]:
+    """ The results stored at `path` when they belong to `identity` (a dict with the results `format` of its
+    writer); refuses them otherwise (unless `overwrite`). Used by the classification and segmentation evaluations. """
     if overwrite or not path.exists():
         return None
     try:
@@ -417,10 +418,11 @@ def _stored_results(path: Path, identity: Dict[str, Any], overwrite: bool) -> Op
     except ValueError as e:
         raise ResultsMismatchError(f'{e}; {FIX}') from None
     stored = results['identity']
-    if stored.get('format') != RESULTS_FORMAT:
+    if stored.get('format') != identity['format']:
         raise ResultsMismatchError(
-            f'{path} was written by an earlier fan_stl (results format {stored.get("format", 1)}), which named the '
-            f'model only by its checkpoint path, so its numbers cannot be matched to this model; {FIX}.')
+            f'{path} was written by an earlier fan_stl (results format {stored.get("format", 1)}, this one writes '
+            f'{identity["format"]}), whose identity of a run differs, so its numbers cannot be matched to this '
+            f'model; {FIX}.')
     refuse_other_run(stored, identity, f'{path} holds results of another model or other settings', f'{FIX}.',
                      ResultsMismatchError)
     return results
@@ -468,7 +470,7 @@ def evaluate_robustness(
     if extra is not None:
         extra.check(clean, imagenet_c)
     identity = _identity(model, name, settings, source)
-    results = _stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity}
+    results = stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity}
     results['param_count'] = sum(p.numel() for p in model.parameters())
 
     def save() -> None:

@@ -18,10 +18,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fan_stl.robustness.corrupt import check_backend
-from fan_stl.robustness.evaluate import ResultsMismatchError, load_results, weights_digest
+from fan_stl.robustness.evaluate import stored_results, weights_digest
 from fan_stl.robustness.images import file_list_fingerprint
 from fan_stl.utils.atomic import write_json_atomic
-from fan_stl.utils.run_identity import refuse_other_run
 
 from .corrupt import DEFAULT_BACKEND, cell_folder, split_corruption, write_camvid_c
 from .data import CLASSES, NUM_CLASSES, VOID, CamVid, list_pairs
@@ -31,7 +30,6 @@ from .models import input_multiple
 RESULTS_FORMAT = 1
 EVAL_RULE = ('mIoU over all pixels of the split (one confusion matrix), void (11) ignored, classes absent from labels '
              'and predictions left out of the mean; images resized to the input size, masks nearest')
-FIX = 'use another results file, or pass --overwrite to discard the stored results'
 
 
 @dataclass(frozen=True)
@@ -95,19 +93,6 @@ def _identity(model: nn.Module, name: str, root: Path, settings: SegEvalSettings
     return identity
 
 
-def _stored(path: Path, identity: Dict[str, Any], overwrite: bool) -> Optional[Dict[str, Any]]:
-    if overwrite or not path.exists():
-        return None
-    try:
-        results = load_results(path)
-    except ValueError as e:
-        raise ResultsMismatchError(f'{e}; {FIX}') from None
-    stored = results['identity']
-    refuse_other_run(stored, identity, f'{path} holds results of another model or other settings', f'{FIX}.',
-                     error=ResultsMismatchError)
-    return results
-
-
 def evaluate_segmentation(
         model: nn.Module,
         name: str,
@@ -135,7 +120,7 @@ def evaluate_segmentation(
     CamVid(**dataset_args)  # every input problem (size, missing masks) fails here, before any work
     check_backend(settings.backend)
     identity = _identity(model, name, root, settings, camvid_c, source)
-    results = _stored(results_path, identity, overwrite) or {'model': name, 'identity': identity, 'cells': {}}
+    results = stored_results(results_path, identity, overwrite) or {'model': name, 'identity': identity, 'cells': {}}
     results['settings'] = asdict(settings)
 
     def save() -> None:
