@@ -23,8 +23,8 @@ def _references(text: str):
 def test_the_patterns_catch_what_they_are_for():
     assert [m for _, m in _references('"""#11.2: NaN logits"""\n# issue 18 and #13\nsee ../shared/spec/x.md')] == [
         '#11', 'issue 18', '#13', 'shared/spec']
-    assert [m for _, m in _references('--timm-train /work/timm_src/train.py; x = y  # ok\nNVlabs/FAN#7')] == [
-        '/work/']
+    assert [m for _, m in _references('--timm-train /home/dev/timm/train.py; x = y  # ok\nNVlabs/FAN#7')] == [
+        '/home/']
 
 
 def test_no_file_points_outside_the_project():
