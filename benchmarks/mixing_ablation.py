@@ -223,6 +223,19 @@ def ablation_parser(doc: str, out: str, arms_help: str) -> argparse.ArgumentPars
     return parser
 
 
+def experiment_config(args: argparse.Namespace, data: Path, arms: List[str], table: ArmTable) -> ExperimentConfig:
+    """ The experiment of an ablation script's parsed command line (its mode's recipe; AMP and the prefetcher off
+    without CUDA). """
+    mode = MODES[args.mode]
+    train = dict(mode['train'], **({'epochs': args.epochs} if args.epochs else {}))
+    if not torch.cuda.is_available():
+        train.update(amp=False, prefetcher=False)
+    return ExperimentConfig(
+        data_dir=str(data), out_dir=str(args.out / args.mode), arms=arms, seeds=tuple(args.seeds or mode['seeds']),
+        train=train, corruptions=mode['corruptions'], eval_per_class=mode['eval_per_class'],
+        eval_batch_size=mode['eval_batch_size'], workers=mode['workers'], progress=not args.quiet, arm_table=table)
+
+
 def build_parser() -> argparse.ArgumentParser:
     return ablation_parser(__doc__, 'output/mixing_ablation',
                            f'default: all of {", ".join(ABLATION_ARMS)} that the installed STLConfig knows')
@@ -245,17 +258,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     refused = [a for a in (args.arms or ABLATION_ARMS) if a not in arms]
-    mode = MODES[args.mode]
-    train = dict(mode['train'], **({'epochs': args.epochs} if args.epochs else {}))
     if args.mode == 'gpu' and not torch.cuda.is_available():
         print('warning: the gpu mode is sized for a GPU and none is visible; this will be slow', file=sys.stderr)
-    if not torch.cuda.is_available():
-        train.update(amp=False, prefetcher=False)
-    cfg = ExperimentConfig(
-        data_dir=str(data), out_dir=str(args.out / args.mode), arms=arms, seeds=tuple(args.seeds or mode['seeds']),
-        train=train, corruptions=mode['corruptions'], eval_per_class=mode['eval_per_class'],
-        eval_batch_size=mode['eval_batch_size'], workers=mode['workers'], progress=not args.quiet,
-        arm_table=ABLATION_ARMS)
+    cfg = experiment_config(args, data, arms, ABLATION_ARMS)
     print(f'arms: {", ".join(arms)}; the annotator arm\'s teacher is {ANNOTATOR_CNN} trained from random '
           f'initialisation in this run on the same data and budget (arm cnn)', file=sys.stderr)
     start = time.perf_counter()

@@ -40,11 +40,13 @@ import torch
 
 import fan_stl
 from fan_stl.demo.arms import ArmTable
-from fan_stl.demo.experiment import ExperimentConfig, format_comparison, run_experiment
+from fan_stl.demo.experiment import format_comparison, run_experiment
 from fan_stl.demo.synthetic import make_shapes_dataset
 from fan_stl.utils.atomic import append_text_atomic
 from fan_stl.utils.machine import machine_description, versions_line
-from mixing_ablation import MODES, TOO_SMALL, ablation_parser, plot_summary, select_arms  # the sibling script
+from mixing_ablation import (  # the sibling script
+    TOO_SMALL, ablation_parser, experiment_config, plot_summary, select_arms,
+)
 from reproduce_small import find_data, per_seed_table, shown_path
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
@@ -77,15 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         arms = select_arms(args.arms, ROBUST_ARMS)
     except ValueError as e:
         build_parser().error(str(e))
-    mode = MODES[args.mode]
-    train = dict(mode['train'], **({'epochs': args.epochs} if args.epochs else {}))
-    if not torch.cuda.is_available():
-        train.update(amp=False, prefetcher=False)
-    cfg = ExperimentConfig(
-        data_dir=str(data), out_dir=str(args.out / args.mode), arms=arms, seeds=tuple(args.seeds or mode['seeds']),
-        train=train, corruptions=mode['corruptions'], eval_per_class=mode['eval_per_class'],
-        eval_batch_size=mode['eval_batch_size'], workers=mode['workers'], progress=not args.quiet,
-        arm_table=ROBUST_ARMS)
+    cfg = experiment_config(args, data, arms, ROBUST_ARMS)
     start = time.perf_counter()
     results = run_experiment(cfg)
     seconds = time.perf_counter() - start
